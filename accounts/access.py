@@ -1,0 +1,60 @@
+"""The one access rule of the console (SPEC §1).
+
+Every console view is wrapped in `console_view`: the user must be an admin or auditor of an
+*active* enterprise and OTP-verified. Read-only roles get 403 on writes. Objects are looked
+up through `get_enterprise_user`, so another enterprise's id is a plain 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+
+from accounts.middleware import mfa_redirect_for
+from accounts.models import Enterprise, User
+
+View = Callable[..., HttpResponse]
+
+
+def console_enterprise(user: User) -> Enterprise | None:
+    """The enterprise whose console this user may open, or None."""
+    if not user.is_authenticated or not user.is_console_role or user.is_banned:
+        return None
+    enterprise = user.enterprise
+    return enterprise if enterprise.is_active else None
+
+
+def console_view(view: View | None = None, *, write: bool = False) -> View | Callable[[View], View]:
+    """Decorator: sets request.enterprise, or answers login redirect / MFA redirect / 403."""
+
+    def decorator(func: View) -> View:
+        @wraps(func)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            mfa = mfa_redirect_for(request)
+            if mfa is not None:
+                return mfa
+            enterprise = console_enterprise(request.user)
+            if enterprise is None:
+                raise PermissionDenied(
+                    "The console is for admins and auditors of an active enterprise."
+                )
+            if write and not request.user.can_edit_console:
+                raise PermissionDenied("Auditors have read-only access.")
+            request.enterprise = enterprise
+            return func(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator(view) if view is not None else decorator
+
+
+def get_enterprise_user(request: HttpRequest, user_id: int) -> User:
+    """A user of the request's enterprise; anyone else's id is a 404, never a 403."""
+    return get_object_or_404(User, pk=user_id, enterprise=request.enterprise)

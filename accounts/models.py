@@ -1,0 +1,217 @@
+"""Users, enterprises and roles.
+
+A user signs in with an email address, belongs to at most one enterprise, and holds
+that enterprise's token allocation on their own row (the rules live in tokens.services).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. UTC, Europe/Paris).")
+
+
+class EnterpriseQuerySet(models.QuerySet):
+    def active(self) -> EnterpriseQuerySet:
+        return self.filter(status=Enterprise.Status.ACTIVE)
+
+
+class Enterprise(models.Model):
+    """An organization that buys tokens in bulk; provisioned by sales staff."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="Monthly inference usage resets on the 1st of each month in this time zone.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    activated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = EnterpriseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "active", "suspended"]),
+                name="enterprise_status_valid",
+                violation_error_message="Unknown enterprise status.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class UserQuerySet(models.QuerySet):
+    def in_enterprise(self, enterprise: Enterprise) -> UserQuerySet:
+        return self.filter(enterprise=enterprise)
+
+    def paid(self) -> UserQuerySet:
+        return self.filter(status="paid")
+
+    def admins(self) -> UserQuerySet:
+        return self.filter(role="admin")
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str) -> User:
+        # Emails are unique case-insensitively, so sign-in must not care about case either.
+        return self.get(email__iexact=username)
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+        if not email:
+            raise ValueError("An email address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A registered person. Console access comes from `role` within `enterprise`."""
+
+    class Role(models.TextChoices):
+        MEMBER = "member", "Member"
+        ADMIN = "admin", "Admin"
+        AUDITOR = "auditor", "Auditor"
+
+    class Status(models.TextChoices):
+        PAID = "paid", "Paid"
+        BANNED = "banned", "Banned"
+
+    email = models.EmailField(max_length=254, unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    enterprise = models.ForeignKey(
+        Enterprise, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PAID)
+    # Allocation (SPEC §3): monthly inference cap and lifetime embedding/training cap.
+    max_inference_tokens = models.BigIntegerField("Max Inference Tokens", default=0)
+    max_embedding_tokens = models.BigIntegerField("Max Embedding Tokens", default=0)
+    is_staff = models.BooleanField(default=False, help_text="May sign in to the staff admin.")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="user_email_ci_unique",
+                violation_error_message="A user with this email address already exists.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_inference_tokens__gte=0, max_embedding_tokens__gte=0),
+                name="user_allocation_non_negative",
+                violation_error_message="Allocations are whole, non-negative numbers.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role="member") | models.Q(enterprise__isnull=False),
+                name="user_console_role_needs_enterprise",
+                violation_error_message=(
+                    "Only a member of an enterprise can be its admin or auditor."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["member", "admin", "auditor"]),
+                name="user_role_valid",
+                violation_error_message="Unknown role.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["paid", "banned"]),
+                name="user_status_valid",
+                violation_error_message="Unknown status.",
+            ),
+        ]
+        indexes = [
+            # Users table: WHERE enterprise_id = ? ORDER BY email (the default sort).
+            models.Index(fields=["enterprise", "email"], name="user_enterprise_email_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def is_banned(self) -> bool:
+        return self.status == self.Status.BANNED
+
+    @property
+    def is_console_role(self) -> bool:
+        return self.enterprise_id is not None and self.role in (self.Role.ADMIN, self.Role.AUDITOR)
+
+    @property
+    def needs_mfa(self) -> bool:
+        """Admins, auditors and staff may not reach anything before TOTP verification."""
+        return self.is_staff or self.is_superuser or self.is_console_role
+
+    @property
+    def can_edit_console(self) -> bool:
+        return self.enterprise_id is not None and self.role == self.Role.ADMIN
+
+
+class Invitation(models.Model):
+    """An admin's invitation of an unregistered email; signing up through its link joins."""
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    # Only the SHA-256 digest of the link's token is stored, like an API key.
+    token_digest = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Registration looks up open invitations by email.
+            models.Index(Lower("email"), name="invitation_email_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.enterprise}"

@@ -1,0 +1,30 @@
+"""URL map. Paths are part of the public contract (SPEC §7): keep them stable."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from accounts import urls as accounts_urls
+from accounts import views as accounts_views
+from metrics import urls as metrics_urls
+from tokens import urls as tokens_urls
+
+# The console (/org/) is one namespace served by several apps.
+console_patterns = (
+    metrics_urls.console_urlpatterns + tokens_urls.console_urlpatterns,
+    "console",
+)
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="settings", permanent=False)),
+    path("accounts/", include(accounts_urls.account_patterns)),
+    path("mfa/", include(accounts_urls.mfa_patterns)),
+    path("settings/", accounts_views.settings_page, name="settings"),
+    path("org/", include(console_patterns)),
+    path("staff/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
+    path("staff/", admin.site.urls),
+    path("api/v1/", include(metrics_urls.api_patterns)),
+    path("healthz", accounts_views.healthz, name="healthz"),
+]

@@ -1,0 +1,270 @@
+"""Usage ledger, monthly roll-ups, integration keys and the activity log.
+
+Pages read the roll-ups (MonthlyUsage, UsageTotal, EnterpriseMonthlyUsage), never the
+ledger; metrics.services updates all of them in the same transaction as the events, and
+`manage.py reconcile_usage` proves they agree.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Enterprise
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class AppendOnlyModel(models.Model):
+    """Rows of a ledger or log: inserted once, never updated or deleted."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are never edited")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are never deleted")
+
+
+class ActivityLogQuerySet(models.QuerySet):
+    def for_enterprise(self, enterprise: Enterprise) -> ActivityLogQuerySet:
+        return self.filter(enterprise=enterprise)
+
+
+class ActivityLog(AppendOnlyModel):
+    """Who did what, when, from where. Written only by metrics.services.log_activity."""
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+        SIGN_OUT = "sign_out", "Signed out"
+        REGISTERED = "registered", "Registered"
+        PASSWORD_RESET = "password_reset", "Password reset"
+        MFA_ENROLLED = "mfa_enrolled", "MFA enrolled"
+        MFA_VERIFIED = "mfa_verified", "MFA verified"
+        MFA_FAILED = "mfa_failed", "MFA failure"
+        BACKUP_CODE_USED = "backup_code_used", "Backup code used"
+        BACKUP_CODES_REGENERATED = "backup_codes_regenerated", "Backup codes regenerated"
+        ENTERPRISE_CREATED = "enterprise_created", "Enterprise created"
+        ENTERPRISE_UPDATED = "enterprise_updated", "Enterprise updated"
+        ENTERPRISE_ACTIVATED = "enterprise_activated", "Enterprise activated"
+        ENTERPRISE_ACTIVATION_REFUSED = "enterprise_activation_refused", "Activation refused"
+        ENTERPRISE_SUSPENDED = "enterprise_suspended", "Enterprise suspended"
+        ENTERPRISE_REACTIVATED = "enterprise_reactivated", "Enterprise reactivated"
+        PURCHASE_RECORDED = "purchase_recorded", "Purchase recorded"
+        USER_ATTACHED = "user_attached", "User attached"
+        USER_ADDED = "user_added", "User added"
+        USER_INVITED = "user_invited", "User invited"
+        USER_DISABLED = "user_disabled", "User disabled"
+        USER_ACTIVATED = "user_activated", "User activated"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        ALLOCATION_CHANGED = "allocation_changed", "Allocation changed"
+        EXPORT_DOWNLOADED = "export_downloaded", "Export downloaded"
+        API_KEY_CREATED = "api_key_created", "API key created"
+        API_KEY_REVOKED = "api_key_revoked", "API key revoked"
+        API_KEY_USED = "api_key_used", "API key used"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Frozen copy: the log must still say who it was after the account changes or goes.
+    actor_email = models.CharField(max_length=254, blank=True)
+    enterprise = models.ForeignKey(
+        Enterprise, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40, choices=Action.choices)
+    target = models.CharField(max_length=254, blank=True)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    objects = ActivityLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Activity Logs page: WHERE enterprise_id = ? ORDER BY created_at DESC, id DESC.
+            models.Index(
+                fields=["enterprise", "-created_at", "-id"], name="activity_enterprise_time_idx"
+            ),
+            # Same page filtered by action.
+            models.Index(
+                fields=["enterprise", "action", "-created_at"], name="activity_action_time_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
+
+
+class IntegrationKey(models.Model):
+    """A platform service's API key. Only the SHA-256 digest is kept; shown once."""
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a key.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class UsageKind(models.TextChoices):
+    INFERENCE = "inference", "Inference"
+    EMBEDDING = "embedding", "Embedding"
+
+
+class UsageEvent(AppendOnlyModel):
+    """One report of tokens consumed. `event_id` is the integration's idempotency key."""
+
+    integration = models.ForeignKey(IntegrationKey, on_delete=models.PROTECT, related_name="+")
+    event_id = models.CharField(max_length=128)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=UsageKind.choices)
+    tokens = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    # First day of the calendar month of occurred_at in the enterprise's time zone: the roll-up key.
+    month = models.DateField()
+    model = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "event_id"],
+                name="usage_event_idempotency",
+                violation_error_message="This event id was already reported by this integration.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tokens__gt=0),
+                name="usage_event_tokens_positive",
+                violation_error_message="Tokens must be a positive whole number.",
+            ),
+        ]
+        indexes = [
+            # reconcile_usage: GROUP BY user_id, month over one enterprise at a time.
+            models.Index(fields=["enterprise", "user", "month"], name="usage_event_rollup_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id}: {self.tokens} {self.kind}"
+
+
+class MonthlyUsage(models.Model):
+    """Roll-up: a user's tokens in one calendar month of the enterprise's time zone."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    inference_tokens = models.BigIntegerField(default=0)
+    embedding_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "month"], name="monthly_usage_user_month"),
+            models.CheckConstraint(
+                condition=models.Q(inference_tokens__gte=0, embedding_tokens__gte=0),
+                name="monthly_usage_non_negative",
+            ),
+        ]
+        indexes = [
+            # Users table sorted by this/previous month: WHERE enterprise_id = ? AND month = ?
+            models.Index(
+                fields=["enterprise", "month", "inference_tokens"],
+                name="monthly_usage_ent_month_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.month:%Y-%m}"
+
+
+class UsageTotal(models.Model):
+    """Roll-up: a user's tokens since creation (also the lifetime embedding quota)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="usage_total",
+    )
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    inference_tokens = models.BigIntegerField(default=0)
+    embedding_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(inference_tokens__gte=0, embedding_tokens__gte=0),
+                name="usage_total_non_negative",
+            ),
+        ]
+        indexes = [
+            # Token Usage page, top users: WHERE enterprise_id = ? ORDER BY total DESC LIMIT 10.
+            models.Index(fields=["enterprise"], name="usage_total_enterprise_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} total"
+
+
+class EnterpriseMonthlyUsage(models.Model):
+    """Roll-up: an enterprise's tokens per month and model, for the statistics pages."""
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    model = models.CharField(max_length=100, blank=True)
+    inference_tokens = models.BigIntegerField(default=0)
+    embedding_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enterprise", "month", "model"], name="enterprise_usage_month_model"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(inference_tokens__gte=0, embedding_tokens__gte=0),
+                name="enterprise_usage_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enterprise_id} {self.month:%Y-%m} {self.model}"
+
+
+class ReconcileRun(models.Model):
+    """The outcome of one `reconcile_usage`; the Dashboard shows the last pass."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    drift_count = models.IntegerField(default=0)
+    details = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"reconcile {self.started_at:%Y-%m-%d %H:%M} ok={self.ok}"

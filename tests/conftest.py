@@ -1,0 +1,103 @@
+"""Personas shared by every test (STYLE: tests/conftest.py).
+
+In CI (CI=true) the suite refuses to run anywhere but PostgreSQL: nothing is skipped
+for lack of a component there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+from accounts.models import Enterprise, User
+from tests import factories
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def is_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI and not is_postgres():
+        pytest.exit("CI=true but DATABASE_URL is not PostgreSQL: refusing to run.", returncode=3)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_postgres():
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def enterprise(db) -> Enterprise:
+    return factories.make_enterprise("Acme Corp")
+
+
+@pytest.fixture
+def other_enterprise(db) -> Enterprise:
+    return factories.make_enterprise("Globex")
+
+
+@pytest.fixture
+def org_admin(enterprise) -> User:
+    return factories.make_user("admin@acme.test", enterprise=enterprise, role=User.Role.ADMIN)
+
+
+@pytest.fixture
+def auditor(enterprise) -> User:
+    return factories.make_user("auditor@acme.test", enterprise=enterprise, role=User.Role.AUDITOR)
+
+
+@pytest.fixture
+def member(enterprise) -> User:
+    return factories.make_user("member@acme.test", enterprise=enterprise)
+
+
+@pytest.fixture
+def other_admin(other_enterprise) -> User:
+    return factories.make_user(
+        "admin@globex.test", enterprise=other_enterprise, role=User.Role.ADMIN
+    )
+
+
+@pytest.fixture
+def staff_user(db) -> User:
+    return factories.make_user("sales@asksage.test", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def org_admin_client(org_admin):
+    return factories.verified_client(org_admin)
+
+
+@pytest.fixture
+def auditor_client(auditor):
+    return factories.verified_client(auditor)
+
+
+@pytest.fixture
+def member_client(member):
+    return factories.signed_in_client(member)
+
+
+@pytest.fixture
+def other_admin_client(other_admin):
+    return factories.verified_client(other_admin)
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    return factories.verified_client(staff_user)
+
+
+@pytest.fixture
+def unverified_admin_client(org_admin):
+    """The enterprise admin after the password step only."""
+    return factories.signed_in_client(org_admin)
