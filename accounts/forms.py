@@ -61,3 +61,13 @@ class CodeForm(forms.Form):
         if not code.isalnum():
             raise forms.ValidationError("Enter the code exactly as shown, letters and digits only.")
         return code
+
+
+class VerifyCodeForm(CodeForm):
+    """At verification a backup code (letters) is allowed too: no digits-only phone keypad."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["code"].widget.attrs.update(
+            inputmode="text", autocapitalize="off", spellcheck="false"
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -42,10 +42,13 @@ class MFARequiredMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and user.is_banned:
-            # A ban takes effect at once, not when the session expires.
-            logout(request)
-            return redirect("accounts:login")
+        banned = user.is_authenticated and user.is_banned
+        # The auth backend already refuses to load a banned (or deactivated) user from the
+        # session, which leaves request.user anonymous but the session alive: lifting the
+        # ban would revive it. End it for good, at once, not when it expires.
+        if banned or (not user.is_authenticated and SESSION_KEY in request.session):
+            logout(request)  # the request goes on as anonymous: protected pages ask to sign in
+            return self.get_response(request)
         if not request.path.startswith(_OPEN_PREFIXES):
             response = mfa_redirect_for(request)
             if response is not None:

@@ -35,12 +35,19 @@ def record_sign_in(user: User) -> None:
 
 def record_failed_sign_in(email: str) -> None:
     """Failed sign-ins are logged against the account they named, when it exists."""
-    user = User.objects.filter(email__iexact=email.strip()).select_related("enterprise").first()
+    # The raw form input: PostgreSQL refuses NUL in text, which would turn a typo into a 500.
+    email = "".join(ch for ch in email if ch.isprintable()).strip()
+    user = User.objects.filter(email__iexact=email).select_related("enterprise").first()
     log_activity(actor=user, action=Action.SIGN_IN_FAILED, target=email[:254], actor_email=email)
 
 
 def record_sign_out(user: User) -> None:
     log_activity(actor=user, action=Action.SIGN_OUT, target=user.email)
+
+
+def record_password_reset(user: User) -> None:
+    """Called inside the transaction that stores the new password (reset by email link)."""
+    log_activity(actor=user, action=Action.PASSWORD_RESET, target=user.email)
 
 
 def pending_totp_device(user: User) -> TOTPDevice:
