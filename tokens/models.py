@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Enterprise
+from metrics.models import AppendOnlyModel
 
 
 class PurchaseQuerySet(models.QuerySet):
@@ -19,8 +20,12 @@ class PurchaseQuerySet(models.QuerySet):
         return {"inference": int(sums["inference"]), "training": int(sums["training"])}
 
 
-class TokenPurchase(models.Model):
-    """One ledger line. A correction is a new line with negative amounts."""
+class TokenPurchase(AppendOnlyModel):
+    """One ledger line. A correction is a new line with negative amounts.
+
+    Written only by tokens.services.record_purchase, which refuses a correction that would
+    take the purchased pool below what is already assigned.
+    """
 
     enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="purchases")
     inference_tokens = models.BigIntegerField(
@@ -51,6 +56,11 @@ class TokenPurchase(models.Model):
                 condition=~models.Q(inference_tokens=0, training_tokens=0),
                 name="purchase_not_empty",
                 violation_error_message="A purchase line must move at least one pool.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(reference=""),
+                name="purchase_has_reference",
+                violation_error_message="A purchase line needs an invoice or PO reference.",
             ),
         ]
 

@@ -1,0 +1,90 @@
+"""The purchase ledger: lines are appended, never edited; corrections cannot undercut assigned."""
+
+from __future__ import annotations
+
+import pytest
+
+from metrics.models import AppendOnlyError
+from tests.tokens.helpers import buy, logs, people
+from tokens.models import TokenPurchase
+from tokens.queries import pool_totals
+from tokens.services import Refused, record_purchase
+
+pytestmark = pytest.mark.django_db
+
+
+def _record(actor, enterprise, inference=0, training=0, reference="INV-7"):
+    return record_purchase(
+        actor=actor,
+        enterprise=enterprise,
+        inference_tokens=inference,
+        training_tokens=training,
+        reference=reference,
+    )
+
+
+def test_purchase_adds_to_the_pools_and_is_logged(staff_user, enterprise):
+    _record(staff_user, enterprise, 2_000_000, 5_000_000)
+    totals = pool_totals(enterprise)
+    assert (totals.inference.purchased, totals.training.purchased) == (2_000_000, 5_000_000)
+    (log,) = logs("purchase_recorded")
+    assert (log.actor, log.enterprise, log.target) == (staff_user, enterprise, "INV-7")
+    assert log.old_value == {"purchased_inference": 0, "purchased_training": 0}
+    assert log.new_value == {"purchased_inference": 2_000_000, "purchased_training": 5_000_000}
+
+
+def test_pools_are_sums_of_the_ledger(staff_user, enterprise):
+    _record(staff_user, enterprise, 2_000_000, 1_000, reference="A")
+    _record(staff_user, enterprise, -500_000, 0, reference="A-correction")
+    assert pool_totals(enterprise).inference.purchased == 1_500_000
+    assert TokenPurchase.objects.count() == 2
+
+
+def test_correction_below_assigned_is_refused(staff_user, enterprise):
+    buy(enterprise, 1_000_000)
+    people(enterprise, 4)  # 800,000 assigned
+    with pytest.raises(Refused) as info:
+        _record(staff_user, enterprise, -300_000)
+    assert "below the 800,000 already assigned" in info.value.rows["inference_tokens"]
+    assert pool_totals(enterprise).inference.purchased == 1_000_000
+    assert logs("purchase_recorded") == []
+
+
+def test_correction_down_to_assigned_is_allowed(staff_user, enterprise):
+    buy(enterprise, 1_000_000)
+    people(enterprise, 4)
+    _record(staff_user, enterprise, -200_000)
+    assert pool_totals(enterprise).inference.unassigned == 0
+
+
+@pytest.mark.parametrize("amount", ["many", "1.5", "10**9"])
+def test_non_numeric_amount_is_refused(staff_user, enterprise, amount):
+    with pytest.raises(Refused) as info:
+        _record(staff_user, enterprise, amount)
+    assert "whole number" in info.value.rows["inference_tokens"]
+    assert TokenPurchase.objects.count() == 0
+
+
+def test_empty_line_is_refused(staff_user, enterprise):
+    with pytest.raises(Refused):
+        _record(staff_user, enterprise, 0, 0)
+    assert TokenPurchase.objects.count() == 0
+
+
+def test_missing_reference_is_refused(staff_user, enterprise):
+    with pytest.raises(Refused) as info:
+        _record(staff_user, enterprise, 1_000, reference="  ")
+    assert "reference" in info.value.rows
+    assert TokenPurchase.objects.count() == 0
+
+
+def test_ledger_lines_cannot_be_edited(enterprise):
+    line = buy(enterprise, 1_000)
+    line.inference_tokens = 9_999_999
+    with pytest.raises(AppendOnlyError):
+        line.save()
+
+
+def test_ledger_lines_cannot_be_deleted(enterprise):
+    with pytest.raises(AppendOnlyError):
+        buy(enterprise, 1_000).delete()

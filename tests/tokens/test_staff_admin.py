@@ -1,0 +1,226 @@
+"""Provisioning in the staff admin (/staff/): every change goes through tokens.services."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group
+
+from accounts.models import Enterprise, User
+from tests import factories
+from tests.tokens.helpers import MIN, buy, logs, people, reload
+from tokens.models import TokenPurchase
+from tokens.queries import pool_totals
+
+pytestmark = pytest.mark.django_db
+ENTERPRISES = "/staff/accounts/enterprise/"
+PURCHASES = "/staff/tokens/tokenpurchase/"
+
+
+def _form(client, url: str, **fields) -> dict:
+    """The admin form's hidden inputs (inline management forms) plus `fields`."""
+    html = client.get(url).content.decode()
+    data = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    data.pop("csrfmiddlewaretoken", None)
+    return {**data, **fields}
+
+
+def _messages(response) -> str:
+    return " ".join(str(m) for m in response.context["messages"])
+
+
+@pytest.fixture
+def pending():
+    return factories.make_enterprise("Initech", status=Enterprise.Status.PENDING)
+
+
+@pytest.fixture
+def sales_client():
+    """A sales person: staff, in the Sales group, not a superuser."""
+    seller = factories.make_user("seller@asksage.test", is_staff=True)
+    seller.groups.add(Group.objects.get(name="Sales"))
+    return factories.verified_client(seller)
+
+
+def test_sales_group_has_exactly_the_provisioning_permissions():
+    perms = Group.objects.get(name="Sales").permissions.values_list(
+        "content_type__app_label", "codename"
+    )
+    assert sorted(perms) == [
+        ("accounts", "add_enterprise"),
+        ("accounts", "change_enterprise"),
+        ("accounts", "view_enterprise"),
+        ("accounts", "view_user"),
+        ("tokens", "add_tokenpurchase"),
+        ("tokens", "view_tokenpurchase"),
+    ]
+
+
+def test_create_enterprise_with_pasted_emails(sales_client):
+    factories.make_user("ann@initech.test")
+    factories.make_user("bob@initech.test")
+    data = _form(
+        sales_client,
+        ENTERPRISES + "add/",
+        name="Initech",
+        slug="initech",
+        time_zone="America/Chicago",
+        attach_emails="ann@initech.test,\nBob@Initech.test",
+        attach_role="member",
+    )
+    response = sales_client.post(ENTERPRISES + "add/", data)
+    assert response.status_code == 302
+    initech = Enterprise.objects.get(slug="initech")
+    assert (initech.status, initech.time_zone) == ("pending", "America/Chicago")
+    assert set(initech.users.values_list("email", flat=True)) == {
+        "ann@initech.test",
+        "bob@initech.test",
+    }
+    assert len(logs("enterprise_created")) == 1 and len(logs("user_attached")) == 2
+
+
+def test_unregistered_email_is_shown_and_nothing_is_created(sales_client):
+    data = _form(
+        sales_client,
+        ENTERPRISES + "add/",
+        name="Initech",
+        slug="initech",
+        time_zone="UTC",
+        attach_emails="ghost@initech.test",
+        attach_role="member",
+    )
+    response = sales_client.post(ENTERPRISES + "add/", data)
+    assert response.status_code == 200
+    assert "ghost@initech.test is not registered" in response.content.decode()
+    assert not Enterprise.objects.filter(slug="initech").exists()
+
+
+def test_choose_admins_and_auditors(sales_client, pending):
+    a, b, c = people(pending, 3, inference=0)
+    url = f"{ENTERPRISES}{pending.pk}/change/"
+    data = _form(
+        sales_client,
+        url,
+        name=pending.name,
+        slug=pending.slug,
+        time_zone="UTC",
+        attach_role="member",
+        admins=[a.pk],
+        auditors=[b.pk, c.pk],
+    )
+    assert sales_client.post(url, data).status_code == 302
+    assert [reload(u).role for u in (a, b, c)] == ["admin", "auditor", "auditor"]
+    assert len(logs("role_changed")) == 3
+
+
+def test_active_enterprise_cannot_lose_its_last_admin(staff_client, enterprise, org_admin):
+    url = f"{ENTERPRISES}{enterprise.pk}/change/"
+    data = _form(staff_client, url, name=enterprise.name, slug=enterprise.slug, time_zone="UTC")
+    data.update(attach_role="member", admins=[], auditors=[])
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert "must keep at least one admin" in response.content.decode()
+    assert reload(org_admin).role == "admin"
+
+
+def test_change_page_shows_pools_users_and_activation_check(staff_client, pending):
+    buy(pending, 1_000_000, 20_000)
+    people(pending, 2, inference=0)
+    html = staff_client.get(f"{ENTERPRISES}{pending.pk}/change/").content.decode()
+    assert "Inference: 1,000,000 purchased · 0 assigned · 1,000,000 unassigned" in html
+    assert "It has 2 users; at least 4 are needed." in html
+    assert "Purchase ledger" in html and "PO-1" in html
+
+
+def test_activate_action_refuses_with_the_reason(sales_client, pending):
+    people(pending, 3, inference=0)
+    response = sales_client.post(
+        ENTERPRISES, {"action": "activate", "_selected_action": [pending.pk]}, follow=True
+    )
+    assert "Cannot activate Initech: It has 3 users; at least 4 are needed." in _messages(response)
+    assert Enterprise.objects.get(pk=pending.pk).status == "pending"
+    assert len(logs("enterprise_activation_refused")) == 1
+
+
+def test_activate_action_activates_and_grants_minimums(sales_client, pending):
+    buy(pending, 2_000_000)
+    members = people(pending, 4, inference=0)
+    User.objects.filter(pk=members[0].pk).update(role="admin")
+    response = sales_client.post(
+        ENTERPRISES, {"action": "activate", "_selected_action": [pending.pk]}, follow=True
+    )
+    assert "Initech activated." in _messages(response)
+    assert {reload(u).max_inference_tokens for u in members} == {MIN}
+
+
+def test_suspend_and_reactivate_actions(sales_client, enterprise, org_admin):
+    buy(enterprise, 2_000_000)
+    people(enterprise, 3)
+    sales_client.post(ENTERPRISES, {"action": "suspend", "_selected_action": [enterprise.pk]})
+    assert Enterprise.objects.get(pk=enterprise.pk).status == "suspended"
+    sales_client.post(ENTERPRISES, {"action": "reactivate", "_selected_action": [enterprise.pk]})
+    assert Enterprise.objects.get(pk=enterprise.pk).status == "active"
+    assert len(logs("enterprise_suspended")) == len(logs("enterprise_reactivated")) == 1
+
+
+def test_enterprises_cannot_be_deleted(staff_client, pending):
+    assert staff_client.get(f"{ENTERPRISES}{pending.pk}/delete/").status_code == 403
+
+
+def test_record_purchase_in_admin(sales_client, pending):
+    data = {
+        "enterprise": pending.pk,
+        "inference_tokens": "3000000",
+        "training_tokens": "0",
+        "purchased_on": "2025-03-01",
+        "reference": "INV-2025-001",
+        "note": "",
+    }
+    assert sales_client.post(PURCHASES + "add/", data).status_code == 302
+    assert pool_totals(pending).inference.purchased == 3_000_000
+    (log,) = logs("purchase_recorded")
+    assert log.target == "INV-2025-001" and log.actor.email == "seller@asksage.test"
+
+
+def test_admin_refuses_correction_below_assigned(sales_client, enterprise):
+    buy(enterprise, 1_000_000)
+    people(enterprise, 3)
+    data = {
+        "enterprise": enterprise.pk,
+        "inference_tokens": "-500000",
+        "training_tokens": "0",
+        "purchased_on": "2025-03-01",
+        "reference": "CN-1",
+    }
+    response = sales_client.post(PURCHASES + "add/", data)
+    assert response.status_code == 200
+    assert "below the 600,000 already assigned" in response.content.decode()
+    assert TokenPurchase.objects.count() == 1
+
+
+def test_purchase_lines_cannot_be_changed_or_deleted(staff_client, enterprise):
+    line = buy(enterprise, 1_000)
+    url = f"{PURCHASES}{line.pk}/change/"
+    assert staff_client.get(url).status_code == 200  # read-only view
+    response = staff_client.post(url, {"inference_tokens": "9", "reference": "X"})
+    assert response.status_code == 403
+    assert staff_client.post(f"{PURCHASES}{line.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert TokenPurchase.objects.get().inference_tokens == 1_000
+
+
+def test_sales_cannot_make_anyone_staff(sales_client, member):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    assert sales_client.get(url).status_code == 200  # view only
+    assert sales_client.post(url, {"email": member.email, "is_staff": "on"}).status_code == 403
+    assert reload(member).is_staff is False
+
+
+def test_superuser_user_admin_keeps_allocations_read_only(staff_client, member):
+    html = staff_client.get(f"/staff/accounts/user/{member.pk}/change/").content.decode()
+    assert 'name="max_inference_tokens"' not in html and 'name="enterprise"' not in html
+    assert 'name="is_staff"' in html
+
+
+def test_console_admin_cannot_open_staff_admin(org_admin_client):
+    assert org_admin_client.get(ENTERPRISES).status_code == 302

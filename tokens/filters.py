@@ -1,0 +1,29 @@
+"""Filters of the user table: a search box over email and name, role and status."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+
+from accounts.models import User
+
+
+class UserFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Email or name"}),
+    )
+    role = django_filters.ChoiceFilter(choices=User.Role.choices, empty_label="Any role")
+    status = django_filters.ChoiceFilter(choices=User.Status.choices, empty_label="Any status")
+
+    class Meta:
+        model = User
+        fields = ["q", "role", "status"]
+
+    def search(self, queryset: QuerySet[User], name: str, value: str) -> QuerySet[User]:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(email__icontains=value) | Q(full_name__icontains=value))

@@ -1,0 +1,112 @@
+"""The user table of /org/users/ (SPEC §5 Users)."""
+
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from accounts.models import User
+from asksage_admin.tables import BaseTable, TokenColumn
+from tokens.queries import PoolTotals
+
+# Allocation column -> (User field, pool name in PoolTotals).
+_COLUMNS = {
+    "inference": ("max_inference_tokens", "inference"),
+    "embedding": ("max_embedding_tokens", "training"),
+}
+
+
+class AllocationColumn(TokenColumn):
+    """An allocation cell the inline editor can edit.
+
+    The user id, the column and the value as loaded ride along as data attributes: the save
+    sends the loaded value back so the server can refuse a stale edit. The footer shows the
+    pool left; allocations.js updates it as edits are made.
+    """
+
+    def __init__(self, column: str, **kwargs) -> None:
+        self.column = column
+        field, _ = _COLUMNS[column]
+        attrs = {
+            "td": {
+                "class": "num alloc",
+                "data-column": column,
+                "data-user-id": lambda record: record.pk,
+                "data-value": lambda record: getattr(record, field),
+            },
+            "tf": {"class": "num pool-cell", "data-column": column},
+        }
+        super().__init__(attrs=attrs, **kwargs)
+
+    def render_footer(self, table: UserTable) -> SafeString:
+        pool = getattr(table.pools, _COLUMNS[self.column][1])
+        return format_html(
+            '<span class="pool-left" data-unassigned="{}">{}</span>'
+            '<span class="pool-of">of {} purchased</span>',
+            pool.unassigned,
+            f"{pool.unassigned:,}",
+            f"{pool.purchased:,}",
+        )
+
+
+class BadgeColumn(tables.Column):
+    """A choice shown as a coloured badge; its label in CSV."""
+
+    def render(self, record: User, bound_column) -> SafeString:
+        # django-tables2 passes the choice's label as `value`; the badge class needs the key.
+        key = getattr(record, bound_column.name)
+        label = getattr(record, f"get_{bound_column.name}_display")()
+        return format_html('<span class="badge badge-{}">{}</span>', key, label)
+
+    def value(self, record: User, bound_column) -> str:
+        return getattr(record, f"get_{bound_column.name}_display")()
+
+
+class UserTable(BaseTable):
+    id = tables.Column(verbose_name="ID", attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    email = tables.Column(
+        linkify=("console:user_detail", {"user_id": tables.A("pk")}),
+        footer="Unassigned (after pending edits)",
+    )
+    # Ties are broken by email so that pages stay stable whichever column sorts them.
+    role = BadgeColumn(order_by=("role", "email"))
+    status = BadgeColumn(order_by=("status", "email"))
+    max_inference_tokens = AllocationColumn(
+        "inference",
+        verbose_name="Max Inference Tokens",
+        order_by=("max_inference_tokens", "email"),
+    )
+    max_embedding_tokens = AllocationColumn(
+        "embedding",
+        verbose_name="Max Embedding Tokens",
+        order_by=("max_embedding_tokens", "email"),
+    )
+    total_usage = TokenColumn(verbose_name="Total Usage", order_by=("total_usage", "email"))
+    month_inference = TokenColumn(
+        verbose_name="Monthly Inference Tokens", order_by=("month_inference", "email")
+    )
+    prev_month_inference = TokenColumn(
+        verbose_name="Prev Month Inference", order_by=("prev_month_inference", "email")
+    )
+
+    class Meta(BaseTable.Meta):
+        model = User
+        fields = (
+            "id",
+            "email",
+            "role",
+            "status",
+            "max_inference_tokens",
+            "max_embedding_tokens",
+            "total_usage",
+            "month_inference",
+            "prev_month_inference",
+        )
+        order_by = "email"
+        row_attrs = {"data-user-id": lambda record: record.pk}
+        empty_text = "No users match."
+
+    def __init__(self, *args, pools: PoolTotals, **kwargs) -> None:
+        self.pools = pools
+        super().__init__(*args, **kwargs)
