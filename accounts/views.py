@@ -10,7 +10,8 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db import connection
+from django.contrib.auth.forms import SetPasswordForm
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -24,7 +25,9 @@ from django_otp.plugins.otp_static.models import StaticDevice
 
 from accounts import services
 from accounts.access import console_enterprise
-from accounts.forms import CodeForm, RegistrationForm, SignInForm
+from accounts.forms import CodeForm, RegistrationForm, SignInForm, VerifyCodeForm
+from metrics.quota import usage_snapshot
+from tokens import services as token_services
 
 BACKUP_CODES_SESSION_KEY = "fresh_backup_codes"
 
@@ -49,7 +52,11 @@ def _home_for(user) -> str:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest) -> HttpResponse:
-    form = RegistrationForm(request.POST or None)
+    # An invitation link (?invite=<token>, tokens.services.add_user) joins its enterprise.
+    token = request.GET.get("invite", "")
+    invitation = token_services.open_invitation(token)
+    initial = {"email": invitation.email} if invitation else None
+    form = RegistrationForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         user = services.register_user(
             email=form.cleaned_data["email"],
@@ -58,7 +65,20 @@ def register(request: HttpRequest) -> HttpResponse:
         )
         login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
         messages.success(request, "Welcome! Your account is ready.")
+        if token:
+            try:
+                joined = token_services.accept_invitation(user=user, token=token)
+            except token_services.Refused as exc:
+                messages.warning(request, exc.message)
+            else:
+                messages.success(request, f"You joined {joined.name}.")
         return redirect("settings")
+    if request.method == "GET" and token:
+        if invitation:
+            joining = f"Register as {invitation.email} to join {invitation.enterprise}."
+            messages.info(request, joining)
+        else:
+            messages.warning(request, "This invitation link is not valid or has expired.")
     return render(request, "accounts/register.html", {"form": form})
 
 
@@ -104,6 +124,13 @@ class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
 
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        # The new password and its audit row are one change: both or neither.
+        with transaction.atomic():
+            response = super().form_valid(form)
+            services.record_password_reset(form.user)
+        return response
+
 
 class PasswordResetComplete(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.html"
@@ -128,10 +155,14 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             return _redirect_with_next("mfa:backup_codes", _next_url(request, _home_for(user)))
         form.add_error("code", _code_error(result))
     secret = base64.b32encode(device.bin_key).decode()
-    qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=5, dark="#111a2e")
+    # omitsize: a viewBox instead of fixed width/height, so CSS can size the code unclipped.
+    qr_svg = segno.make(device.config_url, error="m").svg_inline(
+        scale=5, dark="#111a2e", omitsize=True, title="QR code for your authenticator app"
+    )
     ctx = {
         "form": form,
-        "secret": secret,
+        # In groups of four, as authenticator apps accept it, so it can be typed without slips.
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         "qr_svg": qr_svg,
         "replacing": services.has_confirmed_totp(user),
         "next": request.GET.get("next", ""),
@@ -155,7 +186,7 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
         return redirect("mfa:setup")
     if user.is_verified():
         return redirect(_next_url(request, _home_for(user)))
-    form = CodeForm(request.POST or None)
+    form = VerifyCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         result = services.verify_second_factor(user=user, code=form.cleaned_data["code"])
         if result.ok:
@@ -198,10 +229,12 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     ctx = {
         "mfa_enabled": services.has_confirmed_totp(user),
         "backup_codes_left": services.backup_codes_left(user),
+        "usage": usage_snapshot(user),
     }
     return render(request, "accounts/settings.html", ctx)
 
 
+@never_cache  # a proxy must never answer "healthy" from cache while the database is down
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
     try:

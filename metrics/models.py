@@ -33,7 +33,17 @@ class AppendOnlyModel(models.Model):
         raise AppendOnlyError(f"{type(self).__name__} rows are never deleted")
 
 
-class ActivityLogQuerySet(models.QuerySet):
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk edits are refused too, not only row.save() and row.delete()."""
+
+    def update(self, **kwargs) -> int:
+        raise AppendOnlyError(f"{self.model.__name__} rows are never edited")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are never deleted")
+
+
+class ActivityLogQuerySet(AppendOnlyQuerySet):
     def for_enterprise(self, enterprise: Enterprise) -> ActivityLogQuerySet:
         return self.filter(enterprise=enterprise)
 
@@ -106,6 +116,11 @@ class ActivityLog(AppendOnlyModel):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
 
 
+class IntegrationKeyQuerySet(models.QuerySet):
+    def active(self) -> IntegrationKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
 class IntegrationKey(models.Model):
     """A platform service's API key. Only the SHA-256 digest is kept; shown once."""
 
@@ -118,6 +133,8 @@ class IntegrationKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = IntegrationKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -149,6 +166,8 @@ class UsageEvent(AppendOnlyModel):
     month = models.DateField()
     model = models.CharField(max_length=100, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -254,6 +273,12 @@ class EnterpriseMonthlyUsage(models.Model):
         return f"{self.enterprise_id} {self.month:%Y-%m} {self.model}"
 
 
+class ReconcileRunQuerySet(models.QuerySet):
+    def last_passed(self) -> ReconcileRun | None:
+        """The most recent run that found no drift (the Dashboard's "last reconciled")."""
+        return self.filter(ok=True).order_by("-started_at", "-id").first()
+
+
 class ReconcileRun(models.Model):
     """The outcome of one `reconcile_usage`; the Dashboard shows the last pass."""
 
@@ -262,6 +287,8 @@ class ReconcileRun(models.Model):
     ok = models.BooleanField(default=False)
     drift_count = models.IntegerField(default=0)
     details = models.JSONField(default=list, blank=True)
+
+    objects = ReconcileRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]

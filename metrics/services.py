@@ -1,14 +1,37 @@
-"""Write rules for usage and the activity log. Every audited write calls log_activity."""
+"""Write rules for usage and the activity log. Every audited write calls log_activity.
+
+Also: integration keys (create, revoke, authenticate), usage ingestion (record_usage_batch)
+and quota decisions (check_quota), which the API, Django admin and commands all call.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, models, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Enterprise, User
 from asksage_admin.middleware import current_request_meta
-from metrics.models import ActivityLog
+from metrics.models import (
+    ActivityLog,
+    EnterpriseMonthlyUsage,
+    IntegrationKey,
+    MonthlyUsage,
+    UsageEvent,
+    UsageKind,
+    UsageTotal,
+)
+from metrics.quota import next_month, usage_month, usage_snapshot
 
 
 def log_activity(
@@ -41,3 +64,587 @@ def log_activity(
             ip_address=meta.ip_address if meta else None,
             request_id=meta.request_id if meta else "",
         )
+
+
+# --- Integration keys -------------------------------------------------------------------
+
+KEY_PREFIX = "ask_"
+# last_used_at is a "recently used" hint, not a counter: writing it on every request would
+# turn each API call into an extra UPDATE on one hot row.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+# "API key used" rows: at most one per key and enterprise per hour, so the log records
+# that an integration reports for an enterprise without growing with every request.
+KEY_USE_LOG_INTERVAL = timedelta(hours=1)
+
+
+def _key_digest(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@transaction.atomic
+def create_integration_key(*, actor: User | None, name: str) -> tuple[IntegrationKey, str]:
+    """Create a key and return it with its plaintext, which is never stored or shown again."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A key needs a name."})
+    if len(name) > IntegrationKey._meta.get_field("name").max_length:
+        raise ValidationError({"name": "A key name is at most 100 characters."})
+    if IntegrationKey.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A key named {name!r} already exists."})
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = IntegrationKey.objects.create(
+        name=name,
+        prefix=plaintext[: IntegrationKey._meta.get_field("prefix").max_length],
+        digest=_key_digest(plaintext),
+        created_by=actor if actor is not None and actor.pk else None,
+    )
+    log_activity(
+        actor=actor,
+        action=ActivityLog.Action.API_KEY_CREATED,
+        target=str(key),
+        new={"name": key.name, "prefix": key.prefix},
+        actor_email="" if actor else "command line",
+    )
+    return key, plaintext
+
+
+@transaction.atomic
+def revoke_integration_key(*, actor: User | None, key: IntegrationKey) -> bool:
+    """Revoke a key for good; False when it was already revoked (nothing logged)."""
+    # Lock so two staff clicking Revoke at once write one log row, not two.
+    locked = IntegrationKey.objects.select_for_update().get(pk=key.pk)
+    if locked.revoked_at is not None:
+        key.revoked_at = locked.revoked_at
+        return False
+    locked.revoked_at = key.revoked_at = timezone.now()
+    locked.save(update_fields=["revoked_at"])
+    log_activity(
+        actor=actor,
+        action=ActivityLog.Action.API_KEY_REVOKED,
+        target=str(locked),
+        old={"revoked": False},
+        new={"revoked": True},
+        actor_email="" if actor else "command line",
+    )
+    return True
+
+
+def authenticate_key(plaintext: str) -> IntegrationKey | None:
+    """The active key with this plaintext, or None (unknown, malformed or revoked)."""
+    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
+        return None
+    digest = _key_digest(plaintext)
+    try:
+        key = IntegrationKey.objects.get(digest=digest)
+    except IntegrationKey.DoesNotExist:
+        return None
+    # The lookup is by digest; compare_digest keeps the final check constant-time anyway.
+    if not hmac.compare_digest(key.digest, digest) or not key.is_active:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+        IntegrationKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def _log_key_use(key: IntegrationKey, enterprise_ids: set[int], **new: Any) -> None:
+    """One "API key used" row per enterprise per KEY_USE_LOG_INTERVAL (one query when quiet)."""
+    if not enterprise_ids:
+        return
+    since = timezone.now() - KEY_USE_LOG_INTERVAL
+    target = str(key)
+    # Uses activity_action_time_idx (enterprise, action, created_at). Two concurrent
+    # batches may both log; "about once an hour" is all the log needs.
+    logged = set(
+        ActivityLog.objects.filter(
+            enterprise_id__in=enterprise_ids,
+            action=ActivityLog.Action.API_KEY_USED,
+            created_at__gte=since,
+            target=target,
+        ).values_list("enterprise_id", flat=True)
+    )
+    for enterprise_id in sorted(enterprise_ids - logged):
+        log_activity(
+            actor=None,
+            actor_email=f"API key {key.name}"[:254],
+            action=ActivityLog.Action.API_KEY_USED,
+            enterprise=Enterprise(pk=enterprise_id),
+            target=target,
+            new=new or None,
+        )
+
+
+# --- Usage ingestion --------------------------------------------------------------------
+
+# Far above any real request, and low enough that 1,000 of them cannot overflow a BIGINT.
+MAX_EVENT_TOKENS = 10**12
+# Integrations' clocks may run a little ahead; anything further out is a bug, not usage.
+MAX_CLOCK_SKEW = timedelta(minutes=15)
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_EVENT_ID_LENGTH = UsageEvent._meta.get_field("event_id").max_length
+MAX_MODEL_LENGTH = UsageEvent._meta.get_field("model").max_length
+
+
+class UsageRequestError(ValueError):
+    """A whole request the usage rules refuse (as opposed to one rejected event)."""
+
+    def __init__(self, code: str, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class EventResult:
+    """The outcome of one event of a batch, in the batch's order."""
+
+    index: int
+    id: str | None
+    status: str  # recorded | duplicate | rejected
+    code: str = ""  # unknown_user | not_enterprise_user | invalid | conflict
+    field: str = ""
+    message: str = ""
+    overage: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
+        if self.status == "rejected":
+            out["code"] = self.code
+            if self.field:
+                out["field"] = self.field
+            out["message"] = self.message
+        if self.overage is not None:
+            out["overage"] = self.overage
+        return out
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A validated event, before its user is resolved."""
+
+    index: int
+    event_id: str
+    email: str
+    kind: str
+    tokens: int
+    occurred_at: datetime
+    model: str
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _text(raw: dict, field: str, *, max_length: int, required: bool = True) -> str:
+    value = raw.get(field)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise _Invalid(field, f"{field} must be a non-empty string.")
+    if len(value) > max_length:
+        raise _Invalid(field, f"{field} must be at most {max_length} characters.")
+    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded: refuse
+    # them here so one odd event cannot fail the whole batch's INSERT.
+    if "\x00" in value:
+        raise _Invalid(field, f"{field} must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Invalid(field, f"{field} is not valid Unicode text.") from None
+    return value
+
+
+def _parse_occurred_at(raw: dict, now: datetime) -> datetime:
+    value = raw.get("occurred_at")
+    if not isinstance(value, str):
+        raise _Invalid("occurred_at", "occurred_at must be an ISO 8601 date-time string.")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid("occurred_at", "occurred_at is not an ISO 8601 date-time.") from None
+    if moment.tzinfo is None:
+        raise _Invalid("occurred_at", "occurred_at needs a UTC offset (e.g. Z or +02:00).")
+    if moment < EARLIEST_EVENT or moment > now + MAX_CLOCK_SKEW:
+        raise _Invalid("occurred_at", "occurred_at is too far in the past or in the future.")
+    return moment.astimezone(UTC)
+
+
+def _parse_event(index: int, raw: Any, now: datetime) -> _Event:
+    if not isinstance(raw, dict):
+        raise _Invalid("event", "Each event must be a JSON object.")
+    event_id = _text(raw, "id", max_length=MAX_EVENT_ID_LENGTH)
+    email = _text(raw, "user", max_length=254).strip().lower()
+    kind = raw.get("kind")
+    if kind not in UsageKind.values:
+        raise _Invalid("kind", f"kind must be one of {', '.join(UsageKind.values)}.")
+    tokens = raw.get("tokens")
+    # bool is an int in Python; JSON true is not a token count.
+    if not isinstance(tokens, int) or isinstance(tokens, bool):
+        raise _Invalid("tokens", "tokens must be a whole number.")
+    if not 0 < tokens <= MAX_EVENT_TOKENS:
+        raise _Invalid("tokens", f"tokens must be between 1 and {MAX_EVENT_TOKENS}.")
+    return _Event(
+        index=index,
+        event_id=event_id,
+        email=email,
+        kind=kind,
+        tokens=tokens,
+        occurred_at=_parse_occurred_at(raw, now),
+        model=_text(raw, "model", max_length=MAX_MODEL_LENGTH, required=False),
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    """An event ready to insert: user resolved, month computed in the enterprise's zone."""
+
+    event: _Event
+    user: User
+    month: date
+
+    def content(self) -> tuple:
+        e = self.event
+        return (self.user.pk, e.kind, e.tokens, e.occurred_at, e.model)
+
+
+def record_usage_batch(
+    *, integration: IntegrationKey, events: list[Any], now: datetime | None = None
+) -> list[EventResult]:
+    """Record a batch of usage events; one result per event, in order.
+
+    Validation happens in Python; then one transaction does: INSERT ... ON CONFLICT DO
+    NOTHING RETURNING for the events (the unique (integration, event_id) index decides
+    duplicates, even between concurrent batches), one SELECT to tell duplicates from
+    conflicts, and one upsert per roll-up table adding the new events' tokens.
+    """
+    if len(events) > settings.USAGE_MAX_EVENTS_PER_BATCH:
+        raise UsageRequestError(
+            "too_many_events",
+            f"A batch holds at most {settings.USAGE_MAX_EVENTS_PER_BATCH} events.",
+        )
+    if not events:
+        raise UsageRequestError("empty_batch", "The batch has no events.", field="events")
+    now = now or timezone.now()
+    results: list[EventResult | None] = [None] * len(events)
+    parsed: list[_Event] = []
+    for index, raw in enumerate(events):
+        try:
+            parsed.append(_parse_event(index, raw, now))
+        except _Invalid as exc:
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            results[index] = EventResult(
+                index=index,
+                id=raw_id if isinstance(raw_id, str) else None,
+                status="rejected",
+                code="invalid",
+                field=exc.field,
+                message=exc.message,
+            )
+    rows = _resolve_users(parsed, results)
+    if rows:
+        with transaction.atomic():
+            _store(integration, rows, results, now)
+    return [r for r in results if r is not None]
+
+
+def _resolve_users(parsed: list[_Event], results: list[EventResult | None]) -> list[_Row]:
+    """Attach users (one query); reject unknown users and users outside any enterprise."""
+    emails = {e.email for e in parsed}
+    # Emails are stored lower-case (User.save), so a plain IN uses the unique index.
+    users = {u.email: u for u in User.objects.filter(email__in=emails).select_related("enterprise")}
+    rows = []
+    for e in parsed:
+        user = users.get(e.email)
+        if user is None:
+            results[e.index] = _rejected(e, "unknown_user", "user", "No user has this email.")
+        elif user.enterprise is None:
+            results[e.index] = _rejected(
+                e, "not_enterprise_user", "user", "This user belongs to no enterprise."
+            )
+        else:
+            rows.append(_Row(e, user, usage_month(e.occurred_at, user.enterprise.tzinfo)))
+    return rows
+
+
+def _rejected(e: _Event, code: str, field: str, message: str) -> EventResult:
+    return EventResult(
+        index=e.index, id=e.event_id, status="rejected", code=code, field=field, message=message
+    )
+
+
+def _store(
+    integration: IntegrationKey,
+    rows: list[_Row],
+    results: list[EventResult | None],
+    now: datetime,
+) -> None:
+    # The first acceptable event of each id goes to the INSERT; repeats within the batch
+    # are compared with whatever is stored afterwards, exactly like a later retry.
+    first: dict[str, _Row] = {}
+    repeats: list[_Row] = []
+    for row in rows:
+        if row.event.event_id in first:
+            repeats.append(row)
+        else:
+            first[row.event.event_id] = row
+    inserted_ids = _insert_events(integration, sorted(first.values(), key=_event_key), now)
+    inserted = [row for row in first.values() if row.event.event_id in inserted_ids]
+    others = [row for row in first.values() if row.event.event_id not in inserted_ids] + repeats
+    _classify(integration, others, results)
+    if not inserted:
+        return
+    monthly, lifetime = _upsert_rollups(inserted)
+    for row in inserted:
+        e, user = row.event, row.user
+        if e.kind == UsageKind.INFERENCE:
+            over = monthly[(user.pk, row.month)] > user.max_inference_tokens
+        else:
+            over = lifetime[user.pk] > user.max_embedding_tokens
+        results[e.index] = EventResult(
+            index=e.index, id=e.event_id, status="recorded", overage=over
+        )
+    _log_key_use(
+        integration,
+        {row.user.enterprise_id for row in inserted},
+        endpoint="usage/events",
+    )
+
+
+def _event_key(row: _Row) -> str:
+    # Every batch inserts ids in the same order, so two batches sharing ids wait on each
+    # other instead of each holding one id the other needs (deadlock).
+    return row.event.event_id
+
+
+def _insert_events(integration: IntegrationKey, rows: list[_Row], now: datetime) -> set[str]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids this batch actually recorded."""
+    adapt_dt, adapt_date = (
+        connection.ops.adapt_datetimefield_value,
+        connection.ops.adapt_datefield_value,
+    )
+    received = adapt_dt(now)
+    values = [
+        (
+            integration.pk,
+            row.event.event_id,
+            row.user.pk,
+            row.user.enterprise_id,
+            row.event.kind,
+            row.event.tokens,
+            adapt_dt(row.event.occurred_at),
+            adapt_date(row.month),
+            row.event.model,
+            received,
+        )
+        for row in rows
+    ]
+    columns = (
+        "integration_id, event_id, user_id, enterprise_id, kind, tokens, occurred_at, month,"
+        " model, received_at"
+    )
+    inserted = _insert(
+        UsageEvent,
+        columns,
+        values,
+        on_conflict="(integration_id, event_id) DO NOTHING",
+        returning="event_id",
+    )
+    return {event_id for (event_id,) in inserted}
+
+
+def _classify(
+    integration: IntegrationKey, rows: list[_Row], results: list[EventResult | None]
+) -> None:
+    """Events whose id is already stored: duplicate when the content matches, else conflict."""
+    if not rows:
+        return
+    stored = {
+        event_id: content
+        for event_id, *content in UsageEvent.objects.filter(
+            integration=integration, event_id__in={row.event.event_id for row in rows}
+        ).values_list("event_id", "user_id", "kind", "tokens", "occurred_at", "model")
+    }
+    for row in rows:
+        e = row.event
+        if stored.get(e.event_id) == list(row.content()):
+            results[e.index] = EventResult(index=e.index, id=e.event_id, status="duplicate")
+        else:
+            results[e.index] = _rejected(
+                e,
+                "conflict",
+                "id",
+                "This id was already reported with different content.",
+            )
+
+
+def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict[int, int]]:
+    """Add the new events to the three roll-ups; return the totals after this batch.
+
+    Returns ({(user_id, month): month inference}, {user_id: lifetime embedding}) for the
+    overage flags. Keys are sorted so concurrent batches lock roll-up rows in one order.
+    """
+    monthly: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    lifetime: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    per_model: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        e, user = row.event, row.user
+        slot = 0 if e.kind == UsageKind.INFERENCE else 1
+        monthly[(user.pk, row.month)][slot] += e.tokens
+        monthly[(user.pk, row.month)][2] = user.enterprise_id
+        lifetime[user.pk][slot] += e.tokens
+        lifetime[user.pk][2] = user.enterprise_id
+        per_model[(user.enterprise_id, row.month, e.model)][slot] += e.tokens
+
+    adapt_date = connection.ops.adapt_datefield_value
+    month_totals = _insert(
+        MonthlyUsage,
+        "user_id, month, enterprise_id, inference_tokens, embedding_tokens",
+        [(u, adapt_date(m), ent, i, emb) for (u, m), (i, emb, ent) in sorted(monthly.items())],
+        on_conflict="(user_id, month) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id, {add}",
+        returning="user_id, month, inference_tokens",
+    )
+    lifetime_totals = _insert(
+        UsageTotal,
+        "user_id, enterprise_id, inference_tokens, embedding_tokens",
+        [(u, ent, i, emb) for u, (i, emb, ent) in sorted(lifetime.items())],
+        on_conflict="(user_id) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id, {add}",
+        returning="user_id, embedding_tokens",
+    )
+    _insert(
+        EnterpriseMonthlyUsage,
+        "enterprise_id, month, model, inference_tokens, embedding_tokens",
+        [
+            (ent, adapt_date(m), model, i, emb)
+            for (ent, m, model), (i, emb) in sorted(per_model.items())
+        ],
+        on_conflict="(enterprise_id, month, model) DO UPDATE SET {add}",
+    )
+    return (
+        {(user_id, _as_date(month)): inference for user_id, month, inference in month_totals},
+        dict(lifetime_totals),
+    )
+
+
+def _insert(
+    model: type[models.Model],
+    columns: str,
+    rows: list[tuple],
+    *,
+    on_conflict: str,
+    returning: str = "",
+) -> list[tuple]:
+    """One multi-row INSERT ... ON CONFLICT ... [RETURNING] (PostgreSQL and SQLite alike).
+
+    `{add}` in on_conflict expands to "tokens = current + incoming" for both token columns:
+    the database adds, so concurrent batches never lose each other's increments.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    add = ", ".join(
+        f"{column} = {table}.{column} + EXCLUDED.{column}"
+        for column in ("inference_tokens", "embedding_tokens")
+    )
+    group = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+    # Only model metadata and placeholders are interpolated; every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([group] * len(rows))}"  # noqa: S608
+        f" ON CONFLICT {on_conflict.format(add=add)}"
+        + (f" RETURNING {returning}" if returning else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+        return cursor.fetchall() if returning else []
+
+
+def _as_date(value: date | str) -> date:
+    # Raw cursors return DATE as a date on PostgreSQL and as text on SQLite.
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+# --- Quota decisions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuotaDecision:
+    decision: str  # allowed | denied
+    reason: str
+    remaining: int
+    resets_at: date | None
+    time_zone: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allowed"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "reason": self.reason,
+            "remaining": self.remaining,
+            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            "time_zone": self.time_zone,
+        }
+
+
+def check_quota(
+    *,
+    user_email: str,
+    kind: str,
+    tokens: int,
+    integration: IntegrationKey | None = None,
+    now: datetime | None = None,
+) -> QuotaDecision:
+    """May this user spend `tokens` of `kind` now? Reads the roll-ups, never the ledger.
+
+    Order of reasons: unknown_user, no_enterprise, banned, enterprise_pending,
+    enterprise_suspended, quota_exhausted (nothing left), insufficient_quota (some left,
+    not enough). Status denials report remaining 0: nothing may be spent.
+    """
+    if kind not in UsageKind.values:
+        raise UsageRequestError(
+            "invalid", f"kind must be one of {', '.join(UsageKind.values)}.", field="kind"
+        )
+    if isinstance(tokens, bool) or not isinstance(tokens, int):
+        raise UsageRequestError("invalid", "tokens must be a whole number.", field="tokens")
+    if not 0 < tokens <= MAX_EVENT_TOKENS:
+        raise UsageRequestError(
+            "invalid", f"tokens must be between 1 and {MAX_EVENT_TOKENS}.", field="tokens"
+        )
+    user = User.objects.filter(email=user_email.strip().lower()).select_related("enterprise")
+    user = user.first()
+    if user is None:
+        return QuotaDecision("denied", "unknown_user", 0, None)
+    enterprise = user.enterprise
+    if enterprise is None:
+        return QuotaDecision("denied", "no_enterprise", 0, None)
+    if integration is not None:
+        _log_key_use(integration, {enterprise.pk}, endpoint="quota/check")
+    now = now or timezone.now()
+    zone = enterprise.time_zone
+    resets_at = None
+    if kind == UsageKind.INFERENCE:
+        resets_at = next_month(usage_month(now, enterprise.tzinfo))
+    reason = _status_denial(user, enterprise)
+    if reason:
+        return QuotaDecision("denied", reason, 0, resets_at, zone)
+    remaining = usage_snapshot(user, now=now).remaining(kind)
+    if remaining == 0:
+        return QuotaDecision("denied", "quota_exhausted", 0, resets_at, zone)
+    if remaining < tokens:
+        return QuotaDecision("denied", "insufficient_quota", remaining, resets_at, zone)
+    return QuotaDecision("allowed", "within_quota", remaining, resets_at, zone)
+
+
+def _status_denial(user: User, enterprise: Enterprise) -> str:
+    if user.is_banned:
+        return "banned"
+    if enterprise.status == Enterprise.Status.PENDING:
+        return "enterprise_pending"
+    if enterprise.status == Enterprise.Status.SUSPENDED:
+        return "enterprise_suspended"
+    return ""

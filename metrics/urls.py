@@ -2,10 +2,26 @@ from __future__ import annotations
 
 from django.urls import path
 
-from metrics import views
+from metrics import api, views
 
 console_urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("token-statistics/", views.token_statistics, name="token_statistics"),
+    path("token-usage/", views.token_usage, name="token_usage"),
+    path("monthly/", views.monthly, name="monthly"),
+    path("exports/", views.exports_page, name="exports"),
+    path("exports/token-usage.csv", views.token_usage_csv, name="export_token_usage"),
+    path("exports/users.csv", views.users_csv, name="export_users"),
+    path("exports/users-with-tokens.csv", views.users_with_tokens_csv, name="export_users_tokens"),
+    path("activity/", views.activity, name="activity"),
+    path("exports/activity.csv", views.activity_csv, name="export_activity"),
 ]
 
-api_patterns: tuple[list, str] = ([], "api")
+# Mounted at /api/v1/; no trailing slash (SPEC §7).
+api_patterns: tuple[list, str] = (
+    [
+        path("usage/events", api.usage_events, name="usage_events"),
+        path("quota/check", api.quota_check, name="quota_check"),
+    ],
+    "api",
+)

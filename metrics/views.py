@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django_tables2 import RequestConfig
 
 from accounts.access import console_view
 from accounts.queries import people_summary
+from asksage_admin.tables import BaseTable
+from metrics import charts, exports, queries
+from metrics.filters import ActivityLogFilterSet
+from metrics.models import ActivityLog
+from metrics.tables import (
+    ActivityLogTable,
+    ModelUsageTable,
+    MonthlyDataTable,
+    TokenStatisticsTable,
+    TopUsersTable,
+    UserExportTable,
+)
+from tokens.filters import UserFilter
+from tokens.queries import pool_totals, users_with_usage
+from tokens.tables import UserTable
+
+ACTIVITY_PER_PAGE = 50
+TOP_USERS = 10
 
 
 @require_GET
@@ -15,4 +35,148 @@ from accounts.queries import people_summary
 def dashboard(request: HttpRequest) -> HttpResponse:
     enterprise = request.enterprise
     ctx = {"enterprise": enterprise, "people": people_summary(enterprise)}
+    ctx["usage"] = queries.dashboard_usage(enterprise)
+    ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/_pool_summary.html
     return render(request, "metrics/dashboard.html", ctx)
+
+
+@require_GET
+@console_view
+def token_statistics(request: HttpRequest) -> HttpResponse:
+    rows = queries.monthly_totals(request.enterprise)
+    years = queries.yearly_subtotals(rows)
+    table_rows = [item for year in years for item in (year, *year.months)]
+    busiest = max(rows, key=lambda r: (r.total, r.month), default=None)
+    ctx = {
+        "years": years,
+        "table": TokenStatisticsTable(table_rows),
+        "lifetime": sum(r.total for r in rows),
+        "busiest": busiest if busiest and busiest.total else None,
+        "this_year": queries.month_start(request.enterprise).year,
+    }
+    return render(request, "metrics/token_statistics.html", ctx)
+
+
+@require_GET
+@console_view
+def token_usage(request: HttpRequest) -> HttpResponse:
+    enterprise = request.enterprise
+    rows = queries.monthly_totals(enterprise)
+    ctx = {
+        "breakdown": queries.usage_breakdown(enterprise),
+        "chart": charts.monthly_usage_chart(rows),
+        "months_charted": min(len(rows), 24),
+        "top_users": TopUsersTable(queries.top_users(enterprise, TOP_USERS)),
+        "models": ModelUsageTable(queries.usage_by_model(enterprise)),
+        "top_n": TOP_USERS,
+    }
+    return render(request, "metrics/token_usage.html", ctx)
+
+
+@require_GET
+@console_view
+def monthly(request: HttpRequest) -> HttpResponse:
+    rows = queries.monthly_totals(request.enterprise)
+    spikes = [r for r in rows if r.spike]
+    ctx = {
+        "table": MonthlyDataTable(list(reversed(rows))),
+        "chart": charts.monthly_usage_chart(rows, mark_spikes=True),
+        "months": len(rows),
+        "spikes": spikes,
+        "latest": rows[-1] if rows else None,
+        "spike_rule": queries.SPIKE_RULE,
+    }
+    return render(request, "metrics/monthly.html", ctx)
+
+
+@require_GET
+@console_view
+def exports_page(request: HttpRequest) -> HttpResponse:
+    enterprise = request.enterprise
+    recent = ActivityLog.objects.for_enterprise(enterprise).filter(
+        action=ActivityLog.Action.EXPORT_DOWNLOADED
+    )[:8]
+    ctx = {
+        "enterprise": enterprise,
+        "months": queries.monthly_row_count(enterprise),
+        "recent": recent,
+        "example_name": exports.export_filename(enterprise, "token-usage"),
+    }
+    with timezone.override(enterprise.tzinfo):
+        return render(request, "metrics/exports.html", ctx)
+
+
+def _activity_filter(request: HttpRequest) -> ActivityLogFilterSet:
+    logs = ActivityLog.objects.for_enterprise(request.enterprise)
+    return ActivityLogFilterSet(request.GET or None, queryset=logs, request=request)
+
+
+@require_GET
+@console_view
+def activity(request: HttpRequest) -> HttpResponse:
+    filterset = _activity_filter(request)
+    # A bound filter with bad input shows its errors and no rows, never an unfiltered log.
+    logs = filterset.qs if filterset.is_valid() or not filterset.is_bound else filterset.qs.none()
+    table = ActivityLogTable(logs, time_zone=request.enterprise.tzinfo)
+    RequestConfig(request, paginate={"per_page": ACTIVITY_PER_PAGE}).configure(table)
+    ctx = {"filter": filterset, "table": table, "query": request.GET.urlencode()}
+    return render(request, "metrics/activity.html", ctx)
+
+
+@require_GET
+@console_view
+def token_usage_csv(request: HttpRequest) -> StreamingHttpResponse:
+    enterprise = request.enterprise
+    table = MonthlyDataTable([])
+    return exports.csv_response(
+        request,
+        name="token-usage",
+        rows=exports.table_rows(table, queries.iter_monthly_totals(enterprise)),
+        row_count=queries.monthly_row_count(enterprise),
+    )
+
+
+@require_GET
+@console_view
+def activity_csv(request: HttpRequest) -> HttpResponse:
+    filterset = _activity_filter(request)
+    if filterset.is_bound and not filterset.is_valid():
+        return HttpResponse(
+            "Invalid filter: " + filterset.errors.as_text(), status=400, content_type="text/plain"
+        )
+    # Snapshot before this download's own log row is written, so the file and its row
+    # count describe the same set of rows.
+    latest = ActivityLog.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    logs = filterset.qs.filter(pk__lte=latest)
+    table = ActivityLogTable([], time_zone=request.enterprise.tzinfo)
+    return exports.csv_response(
+        request,
+        name="activity-log",
+        rows=exports.table_rows(table, logs.iterator(chunk_size=2000)),
+        row_count=logs.count(),
+    )
+
+
+def _users_csv(request: HttpRequest, *, name: str, table: BaseTable) -> StreamingHttpResponse:
+    """The Users page's queryset and filters (?q=&role=&status=), one row per user."""
+    users = UserFilter(request.GET, queryset=users_with_usage(request.enterprise)).qs
+    return exports.csv_response(
+        request,
+        name=name,
+        rows=exports.table_rows(table, users.iterator(chunk_size=2000)),
+        row_count=users.count(),
+    )
+
+
+@require_GET
+@console_view
+def users_csv(request: HttpRequest) -> StreamingHttpResponse:
+    return _users_csv(request, name="users", table=UserExportTable([]))
+
+
+@require_GET
+@console_view
+def users_with_tokens_csv(request: HttpRequest) -> StreamingHttpResponse:
+    # The Users table itself: the same columns and value()s as /org/users/.
+    table = UserTable([], pools=pool_totals(request.enterprise))
+    return _users_csv(request, name="users-with-tokens", table=table)

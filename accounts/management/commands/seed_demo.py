@@ -6,6 +6,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Enterprise, User
+from metrics.demo import generate_demo_usage
+from tokens import services as token_services
 
 DEFAULT_PASSWORD = "demo-Passw0rd!"
 ADMIN = "admin@demo-corp.example"
@@ -23,6 +25,59 @@ MEMBERS = [
     ("claude.shannon", "Claude Shannon"),
     ("frances.allen", "Frances Allen"),
 ]
+
+
+# Demo Corp's purchase ledger: (reference, inference, training, note).
+PURCHASES = [
+    ("PO-DEMO-1001", 8_000_000, 40_000_000, "Annual plan"),
+    ("PO-DEMO-1002", 4_000_000, 10_000_000, "Mid-year top-up"),
+]
+# (Max Inference Tokens, Max Embedding Tokens) per demo account.
+ALLOCATIONS = {
+    ADMIN: (1_000_000, 5_000_000),
+    AUDITOR: (200_000, 0),
+    **{
+        f"{slug}@demo-corp.example": tokens
+        for (slug, _), tokens in zip(
+            MEMBERS,
+            [
+                (800_000, 4_000_000),
+                (600_000, 2_500_000),
+                (750_000, 3_000_000),
+                (500_000, 1_000_000),
+                (400_000, 2_000_000),
+                (1_200_000, 6_000_000),
+                (300_000, 500_000),
+                (250_000, 0),
+                (900_000, 3_500_000),
+                (200_000, 1_000_000),
+            ],
+            strict=True,
+        )
+    },
+}
+
+
+def seed_tokens(enterprise: Enterprise, *, staff: User, admin: User) -> None:
+    """Purchases (once each) and allocations (refreshed), through the token services."""
+    known = set(enterprise.purchases.values_list("reference", flat=True))
+    for reference, inference, training, note in PURCHASES:
+        if reference not in known:
+            token_services.record_purchase(
+                actor=staff,
+                enterprise=enterprise,
+                inference_tokens=inference,
+                training_tokens=training,
+                reference=reference,
+                note=note,
+            )
+    users = User.objects.in_enterprise(enterprise).filter(email__in=ALLOCATIONS)
+    changes = [
+        token_services.AllocationChange(user.pk, column, value)
+        for user in users
+        for column, value in zip(("inference", "embedding"), ALLOCATIONS[user.email], strict=True)
+    ]
+    token_services.set_allocations(actor=admin, enterprise=enterprise, changes=changes)
 
 
 class Command(BaseCommand):
@@ -45,9 +100,10 @@ class Command(BaseCommand):
         people += [(f"{slug}@demo-corp.example", name, User.Role.MEMBER) for slug, name in MEMBERS]
         for email, name, role in people:
             self._person(email, name, password, enterprise=enterprise, role=role)
-        self._person(
+        staff = self._person(
             STAFF, "Sam Sales", password, enterprise=None, role=User.Role.MEMBER, staff=True
         )
+        seed_tokens(enterprise, staff=staff, admin=User.objects.get(email=ADMIN))
 
         self.stdout.write(self.style.SUCCESS("Demo data ready: Demo Corp (active)."))
         self.stdout.write(f"  Enterprise admin : {ADMIN}")
@@ -57,6 +113,12 @@ class Command(BaseCommand):
         self.stdout.write(f"  Password (all)   : {password}")
         self.stdout.write(
             "  Admins, auditors and staff enrol an authenticator app at first sign-in."
+        )
+        # Last, so usage lands on the final users and allocations (metrics.demo).
+        usage = generate_demo_usage(enterprise)
+        self.stdout.write(
+            f"  Usage            : {usage.first_month:%Y-%m} to {usage.last_month:%Y-%m},"
+            f" {usage.recorded} events recorded, {usage.duplicate} already present"
         )
 
     def _person(

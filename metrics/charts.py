@@ -1,0 +1,174 @@
+"""Server-rendered SVG charts: geometry here, markup in templates/metrics/charts/*.svg.
+
+The SVG is inlined in the page and drawn with presentation attributes only (fill=, x=,
+font-size=): the CSP's style-src 'self' forbids <style> and style="" but not those. No
+script, no external font or image, so a chart reads the same without JavaScript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.contrib.humanize.templatetags.humanize import intcomma
+
+from metrics.queries import MonthRow
+
+INFERENCE_COLOR = "#1d4ed8"
+EMBEDDING_COLOR = "#0d9488"
+SPIKE_COLOR = "#d97706"
+NICE_STEPS_TENTHS = (10, 20, 25, 50)  # 1, 2, 2.5 and 5 times a power of ten
+
+
+def compact(n: int) -> str:
+    """1_500_000 -> '1.5M': axis labels that fit under a bar."""
+    for threshold, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if abs(n) >= threshold:
+            whole, rest = divmod(abs(n) * 10 // threshold, 10)
+            text = f"{whole}.{rest}" if rest else f"{whole}"
+            return f"{'-' if n < 0 else ''}{text}{suffix}"
+    return str(n)
+
+
+def nice_step(maximum: int, ticks: int = 5) -> int:
+    """The smallest 1/2/2.5/5 x 10^k step that covers `maximum` in at most `ticks` steps."""
+    magnitude = 1
+    while True:
+        for tenths in NICE_STEPS_TENTHS:
+            step = magnitude * tenths // 10
+            if step * ticks >= maximum:
+                return step
+        magnitude *= 10
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: int
+    y: int
+    width: int
+    height: int
+    fill: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Label:
+    x: int
+    y: int
+    text: str
+    strong: bool = False
+
+
+@dataclass
+class BarChart:
+    title: str
+    description: str
+    width: int = 960
+    height: int = 340
+    left: int = 72
+    right: int = 16
+    top: int = 44
+    bottom: int = 62
+    bars: list[Rect] = field(default_factory=list)
+    markers: list[Rect] = field(default_factory=list)
+    y_ticks: list[Label] = field(default_factory=list)
+    x_labels: list[Label] = field(default_factory=list)
+    legend: list[tuple[int, str, str]] = field(default_factory=list)  # (x, color, label)
+    y_title: str = "Tokens per month"
+    x_title: str = "Month"
+
+    @property
+    def plot_right(self) -> int:
+        return self.width - self.right
+
+    @property
+    def plot_bottom(self) -> int:
+        return self.height - self.bottom
+
+    @property
+    def plot_height(self) -> int:
+        return self.plot_bottom - self.top
+
+    @property
+    def y_title_x(self) -> int:
+        return 16
+
+    @property
+    def y_title_y(self) -> int:
+        return self.top + self.plot_height // 2
+
+    @property
+    def x_title_x(self) -> int:
+        return (self.left + self.plot_right) // 2
+
+
+def monthly_usage_chart(
+    rows: Sequence[MonthRow], *, last: int = 24, mark_spikes: bool = False
+) -> BarChart:
+    """Stacked inference/embedding bars for the last `last` months (all bars share one axis)."""
+    rows = list(rows)[-last:]
+    chart = BarChart(
+        title="Tokens per month",
+        description=(
+            f"Stacked bars of inference and embedding tokens for {len(rows)} months"
+            + (f", {rows[0].period} to {rows[-1].period}." if rows else ".")
+        ),
+    )
+    step = nice_step(max((r.total for r in rows), default=0) or 1)
+    top_value = step * max(1, -(-max((r.total for r in rows), default=0) // step))
+    _y_axis(chart, step, top_value)
+    _legend(chart, mark_spikes and any(r.spike for r in rows))
+    if not rows:
+        return chart
+    slot = (chart.plot_right - chart.left) // len(rows)
+    bar_width = max(4, slot * 2 // 3)
+    for i, row in enumerate(rows):
+        x = chart.left + i * slot + (slot - bar_width) // 2
+        _stack(chart, row, x, bar_width, top_value)
+        if mark_spikes and row.spike:
+            y = chart.plot_bottom - _scale(row.total, top_value, chart.plot_height)
+            title = f"{row.period}: spike, {intcomma(row.total)} tokens"
+            chart.markers.append(Rect(x, y - 10, bar_width, 6, SPIKE_COLOR, title))
+        label = f"{row.month:%b}"
+        chart.x_labels.append(Label(x + bar_width // 2, chart.plot_bottom + 16, label))
+        if i == 0 or row.month.month == 1:
+            year = Label(x + bar_width // 2, chart.plot_bottom + 31, str(row.year), strong=True)
+            chart.x_labels.append(year)
+    return chart
+
+
+def _scale(value: int, top_value: int, height: int) -> int:
+    return value * height // top_value if top_value else 0
+
+
+def _y_axis(chart: BarChart, step: int, top_value: int) -> None:
+    for value in range(0, top_value + 1, step):
+        y = chart.plot_bottom - _scale(value, top_value, chart.plot_height)
+        chart.y_ticks.append(Label(chart.left - 8, y, compact(value)))
+
+
+def _legend(chart: BarChart, with_spikes: bool) -> None:
+    items = [(INFERENCE_COLOR, "Inference"), (EMBEDDING_COLOR, "Embedding")]
+    if with_spikes:
+        items.append((SPIKE_COLOR, "Spike"))
+    x = chart.left
+    for color, label in items:
+        chart.legend.append((x, color, label))
+        x += 28 + 9 * len(label)
+
+
+def _stack(chart: BarChart, row: MonthRow, x: int, width: int, top_value: int) -> None:
+    # Scale the running total, not each part, so the top of the stack is exactly the total.
+    running, base = 0, chart.plot_bottom
+    for value, color, name in (
+        (row.inference, INFERENCE_COLOR, "inference"),
+        (row.embedding, EMBEDDING_COLOR, "embedding"),
+    ):
+        if not value:
+            continue
+        running += value
+        top = chart.plot_bottom - _scale(running, top_value, chart.plot_height)
+        top = min(top, base - 1)  # a month with a little usage still shows a sliver
+        title = f"{row.period}: {intcomma(value)} {name} tokens"
+        chart.bars.append(Rect(x, top, width, base - top, color, title))
+        base = top

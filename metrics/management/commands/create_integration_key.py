@@ -1,0 +1,26 @@
+"""`manage.py create_integration_key NAME`: create an API key and print it, once."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from metrics.services import create_integration_key
+
+
+class Command(BaseCommand):
+    help = "Create an integration API key. The key is printed once and stored only as a digest."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name", help="A unique name, e.g. the service that will use it.")
+
+    def handle(self, *args, name: str, **options) -> None:
+        try:
+            key, plaintext = create_integration_key(actor=None, name=name)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        self.stderr.write(
+            f"Created integration key {key.name!r}. Store it now: it is not shown again."
+        )
+        # The key alone on stdout, so scripts can capture it: KEY=$(manage.py create_...)
+        self.stdout.write(plaintext)

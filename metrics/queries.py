@@ -1,0 +1,354 @@
+"""Roll-up reads for the statistics pages, the Dashboard and the exports.
+
+Everything here reads EnterpriseMonthlyUsage, UsageTotal and MonthlyUsage, never the
+UsageEvent ledger, so a page costs the same few queries whether an enterprise reported ten
+events or ten million. Tokens are ints end to end; shares are Decimals, for display only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from django.db.models import F, Max, Min, Q, QuerySet, Sum
+from django.utils import timezone
+
+from accounts.models import Enterprise
+from metrics.models import EnterpriseMonthlyUsage, MonthlyUsage, UsageTotal
+from metrics.quota import add_months, usage_month
+from tokens.models import TokenPurchase
+
+# Spike rule (Monthly Data): a month is a spike when its total is more than SPIKE_FACTOR
+# times the mean total of the SPIKE_WINDOW months before it, and at least
+# SPIKE_MIN_TOKENS. Months with less history than the window are never flagged, and the
+# floor keeps a jump from 10 to 40 tokens in a quiet enterprise from crying wolf.
+SPIKE_FACTOR = Fraction(3, 2)
+SPIKE_WINDOW = 3
+SPIKE_MIN_TOKENS = 10_000
+SPIKE_RULE = (
+    f"more than {float(SPIKE_FACTOR):g}× the average of the previous {SPIKE_WINDOW} months"
+    f" and at least {SPIKE_MIN_TOKENS:,} tokens"
+)
+
+UNSPECIFIED_MODEL = "(unspecified)"
+
+
+def percent(part: int, whole: int) -> Decimal:
+    """part/whole as a percentage with one decimal, for display (0 when whole is 0)."""
+    if not whole:
+        return Decimal("0.0")
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+
+def month_start(enterprise: Enterprise, now: datetime | None = None) -> date:
+    """First day of the enterprise's current month, in its own time zone (the roll-up key)."""
+    return usage_month(now or timezone.now(), enterprise.tzinfo)
+
+
+def months_between(first: date, last: date) -> int:
+    """How many calendar months from `first` to `last`, both included."""
+    return (last.year - first.year) * 12 + last.month - first.month + 1
+
+
+@dataclass(frozen=True)
+class MonthRow:
+    """One year-month of an enterprise's usage, with its spike verdict."""
+
+    month: date
+    inference: int
+    embedding: int
+    trailing_average: int | None = None
+    spike: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.inference + self.embedding
+
+    @property
+    def year(self) -> int:
+        return self.month.year
+
+    @property
+    def period(self) -> str:
+        return f"{self.month:%Y-%m}"
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        """How far above (or below) the trailing average this month is, in percent."""
+        if not self.trailing_average:
+            return None
+        return percent(self.total - self.trailing_average, self.trailing_average)
+
+
+def _monthly_queryset(enterprise: Enterprise) -> QuerySet:
+    # Served by the (enterprise, month, model) unique index: one grouped scan per page.
+    return (
+        EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise)
+        .values("month")
+        .annotate(inference=Sum("inference_tokens"), embedding=Sum("embedding_tokens"))
+        .order_by("month")
+    )
+
+
+def _fill_gaps(rows: Iterable[MonthRow]) -> Iterator[MonthRow]:
+    """Insert zero rows for months without usage, so every year-month has its row."""
+    previous: date | None = None
+    for row in rows:
+        if previous is not None:
+            gap = add_months(previous, 1)
+            while gap < row.month:
+                yield MonthRow(month=gap, inference=0, embedding=0)
+                gap = add_months(gap, 1)
+        yield row
+        previous = row.month
+
+
+def _with_spikes(rows: Iterable[MonthRow]) -> Iterator[MonthRow]:
+    """Attach the trailing average and spike flag; keeps only SPIKE_WINDOW totals in memory."""
+    window: deque[int] = deque(maxlen=SPIKE_WINDOW)
+    for row in rows:
+        average = None
+        spike = False
+        if len(window) == SPIKE_WINDOW:
+            trailing_sum = sum(window)
+            average = trailing_sum // SPIKE_WINDOW
+            # total > factor * (sum / window), in integers: total * window * den > num * sum.
+            spike = row.total >= SPIKE_MIN_TOKENS and (
+                row.total * SPIKE_WINDOW * SPIKE_FACTOR.denominator
+                > SPIKE_FACTOR.numerator * trailing_sum
+            )
+        window.append(row.total)
+        yield MonthRow(row.month, row.inference, row.embedding, average, spike)
+
+
+def iter_monthly_totals(enterprise: Enterprise) -> Iterator[MonthRow]:
+    """Every year-month from the first with usage to the last, oldest first, streamed."""
+    raw = (
+        MonthRow(month=r["month"], inference=int(r["inference"]), embedding=int(r["embedding"]))
+        for r in _monthly_queryset(enterprise).iterator()
+    )
+    return _with_spikes(_fill_gaps(raw))
+
+
+def monthly_totals(enterprise: Enterprise) -> list[MonthRow]:
+    """The enterprise's usage per year-month, oldest first (one query)."""
+    return list(iter_monthly_totals(enterprise))
+
+
+def monthly_row_count(enterprise: Enterprise) -> int:
+    """How many rows iter_monthly_totals yields, without reading them (one query)."""
+    span = EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise).aggregate(
+        first=Min("month"), last=Max("month")
+    )
+    if span["first"] is None:
+        return 0
+    return months_between(span["first"], span["last"])
+
+
+@dataclass
+class YearSummary:
+    """A calendar year's subtotal and its months (newest first)."""
+
+    year: int
+    months: list[MonthRow] = field(default_factory=list)
+
+    @property
+    def inference(self) -> int:
+        return sum(m.inference for m in self.months)
+
+    @property
+    def embedding(self) -> int:
+        return sum(m.embedding for m in self.months)
+
+    @property
+    def total(self) -> int:
+        return self.inference + self.embedding
+
+    @property
+    def active_months(self) -> int:
+        return sum(1 for m in self.months if m.total)
+
+
+def yearly_subtotals(rows: Iterable[MonthRow]) -> list[YearSummary]:
+    """Group month rows by calendar year; newest year first, newest month first."""
+    years: dict[int, YearSummary] = {}
+    for row in rows:
+        years.setdefault(row.year, YearSummary(row.year)).months.append(row)
+    for summary in years.values():
+        summary.months.sort(key=lambda m: m.month, reverse=True)
+    return sorted(years.values(), key=lambda y: y.year, reverse=True)
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Inference vs embedding since the enterprise's first reported token."""
+
+    inference: int
+    embedding: int
+
+    @property
+    def total(self) -> int:
+        return self.inference + self.embedding
+
+    @property
+    def inference_share(self) -> Decimal:
+        return percent(self.inference, self.total)
+
+    @property
+    def embedding_share(self) -> Decimal:
+        return percent(self.embedding, self.total)
+
+
+def usage_breakdown(enterprise: Enterprise) -> Breakdown:
+    sums = EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise).aggregate(
+        inference=Sum("inference_tokens", default=0), embedding=Sum("embedding_tokens", default=0)
+    )
+    return Breakdown(inference=int(sums["inference"]), embedding=int(sums["embedding"]))
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    model: str
+    inference: int
+    embedding: int
+    share: Decimal
+
+    @property
+    def total(self) -> int:
+        return self.inference + self.embedding
+
+
+def usage_by_model(enterprise: Enterprise) -> list[ModelUsage]:
+    """Lifetime tokens per model, largest first; events without a model are '(unspecified)'."""
+    rows = list(
+        EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise)
+        .values("model")
+        .annotate(inference=Sum("inference_tokens"), embedding=Sum("embedding_tokens"))
+        .annotate(total=F("inference") + F("embedding"))
+        .order_by("-total", "model")
+    )
+    grand = sum(int(r["total"]) for r in rows)
+    return [
+        ModelUsage(
+            model=r["model"] or UNSPECIFIED_MODEL,
+            inference=int(r["inference"]),
+            embedding=int(r["embedding"]),
+            share=percent(int(r["total"]), grand),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    user_id: int
+    email: str
+    inference: int
+    embedding: int
+    share: Decimal
+
+    @property
+    def total(self) -> int:
+        return self.inference + self.embedding
+
+
+def top_users(enterprise: Enterprise, n: int = 10) -> list[UserUsage]:
+    """The n users with the most tokens since creation, with their share of the enterprise's."""
+    rows = (
+        UsageTotal.objects.filter(enterprise=enterprise)
+        .annotate(total=F("inference_tokens") + F("embedding_tokens"))
+        .filter(total__gt=0)
+        .order_by("-total", "user__email")
+        .values("user_id", "user__email", "inference_tokens", "embedding_tokens", "total")[:n]
+    )
+    grand = usage_breakdown(enterprise).total
+    return [
+        UserUsage(
+            user_id=r["user_id"],
+            email=r["user__email"],
+            inference=int(r["inference_tokens"]),
+            embedding=int(r["embedding_tokens"]),
+            share=percent(int(r["total"]), grand),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class DashboardUsage:
+    """This month's inference against the monthly capacity, and the lifetime training pool."""
+
+    month: date
+    inference: int
+    embedding: int
+    previous_inference: int
+    capacity: int
+    training_purchased: int
+    training_used: int
+    users_over_allocation: int
+
+    @property
+    def remaining(self) -> int:
+        return self.capacity - self.inference
+
+    @property
+    def over_capacity(self) -> bool:
+        return self.inference > self.capacity
+
+    @property
+    def overage(self) -> int:
+        return max(0, self.inference - self.capacity)
+
+    @property
+    def used_percent(self) -> Decimal:
+        return percent(self.inference, self.capacity)
+
+    @property
+    def bar_percent(self) -> int:
+        """Width of the usage bar, 0..100 (an SVG attribute: the CSP forbids style=)."""
+        if not self.capacity:
+            return 100 if self.inference else 0
+        return min(100, self.inference * 100 // self.capacity)
+
+    @property
+    def training_percent(self) -> Decimal:
+        return percent(self.training_used, self.training_purchased)
+
+    @property
+    def training_bar_percent(self) -> int:
+        if not self.training_purchased:
+            return 100 if self.training_used else 0
+        return min(100, self.training_used * 100 // self.training_purchased)
+
+
+def dashboard_usage(enterprise: Enterprise, today: date | None = None) -> DashboardUsage:
+    """Usage figures of the Dashboard in three queries; `today` is in the enterprise's zone."""
+    month = (today or timezone.localdate(timezone=enterprise.tzinfo)).replace(day=1)
+    previous = add_months(month, -1)
+    sums = EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise).aggregate(
+        inference=Sum("inference_tokens", filter=Q(month=month), default=0),
+        embedding=Sum("embedding_tokens", filter=Q(month=month), default=0),
+        previous=Sum("inference_tokens", filter=Q(month=previous), default=0),
+        training_used=Sum("embedding_tokens", default=0),
+    )
+    purchased = TokenPurchase.objects.filter(enterprise=enterprise).totals()
+    over = MonthlyUsage.objects.filter(
+        enterprise=enterprise,
+        month=month,
+        user__enterprise=enterprise,
+        inference_tokens__gt=F("user__max_inference_tokens"),
+    ).count()
+    return DashboardUsage(
+        month=month,
+        inference=int(sums["inference"]),
+        embedding=int(sums["embedding"]),
+        previous_inference=int(sums["previous"]),
+        capacity=purchased["inference"],
+        training_purchased=purchased["training"],
+        training_used=int(sums["training_used"]),
+        users_over_allocation=over,
+    )

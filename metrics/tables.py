@@ -1,0 +1,232 @@
+"""Tables of the statistics pages and the activity log; the CSV exports reuse their columns."""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import django_tables2 as tables
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from asksage_admin.tables import BaseTable, TokenColumn
+from metrics.models import ActivityLog
+from metrics.queries import SPIKE_RULE, SPIKE_WINDOW, MonthRow, YearSummary
+
+
+class FooterTokenColumn(TokenColumn):
+    """A token column with a right-aligned footer cell."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("attrs", {}).setdefault("tf", {"class": "num"})
+        super().__init__(*args, **kwargs)
+
+
+class SumColumn(FooterTokenColumn):
+    """A token column whose footer is the sum of the column over the table's rows."""
+
+    def render_footer(self, bound_column: tables.columns.BoundColumn, table: tables.Table) -> str:
+        return self.render(sum(int(bound_column.accessor.resolve(r) or 0) for r in table.data))
+
+
+class YearSumColumn(FooterTokenColumn):
+    """Footer: the grand total over the year subtotal rows (month rows would count twice)."""
+
+    def render_footer(self, bound_column: tables.columns.BoundColumn, table: tables.Table) -> str:
+        rows = (r for r in table.data if isinstance(r, YearSummary))
+        return self.render(sum(int(bound_column.accessor.resolve(r)) for r in rows))
+
+
+class PercentColumn(tables.Column):
+    """A display share such as 12.5%; the bare number in CSV."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("attrs", {"td": {"class": "num"}, "th": {"class": "num"}})
+        super().__init__(*args, **kwargs)
+
+    def render(self, value: Decimal) -> str:
+        return f"{value}%"
+
+    def value(self, value: Decimal) -> Decimal:
+        return value
+
+
+class MonthlyDataTable(BaseTable):
+    """Monthly Data: one row per year-month; spikes get the `spike` row class and a badge."""
+
+    period = tables.Column("Period", empty_values=(), footer="All months")
+    inference = SumColumn("Inference Tokens")
+    embedding = SumColumn("Embedding Tokens")
+    total = SumColumn("Total Tokens")
+    trend = tables.Column(
+        f"vs {SPIKE_WINDOW}-month average",
+        accessor="change_percent",
+        attrs={"td": {"class": "num"}, "th": {"class": "num"}},
+        default="—",
+        exclude_from_export=True,
+    )
+
+    class Meta(BaseTable.Meta):
+        orderable = False
+        row_attrs = {
+            "class": lambda record: "spike" if record.spike else "",
+            "data-period": lambda record: record.period,
+        }
+
+    def render_period(self, record: MonthRow) -> str:
+        label = f"{record.month:%B %Y}"
+        if record.spike:
+            return format_html(
+                '{} <span class="badge badge-spike" title="Spike: {}">Spike</span>',
+                label,
+                SPIKE_RULE,
+            )
+        return label
+
+    def render_trend(self, value: Decimal) -> str:
+        return f"{'+' if value > 0 else ''}{value}%"
+
+    def value_period(self, record: MonthRow) -> str:
+        return record.period
+
+
+class TokenStatisticsTable(BaseTable):
+    """Token Statistics: each year's subtotal row followed by its months, newest first."""
+
+    period = tables.Column("Year / month", empty_values=(), footer="All time")
+    inference = YearSumColumn("Inference Tokens")
+    embedding = YearSumColumn("Embedding Tokens")
+    total = YearSumColumn("Total Tokens")
+
+    class Meta(BaseTable.Meta):
+        orderable = False
+        row_attrs = {
+            "class": lambda record: "subtotal" if isinstance(record, YearSummary) else "month"
+        }
+
+    def render_period(self, record: MonthRow | YearSummary) -> str:
+        if isinstance(record, YearSummary):
+            return f"{record.year} · subtotal"
+        return format_html('<span class="indent">{}</span>', f"{record.month:%B}")
+
+
+class ModelUsageTable(BaseTable):
+    model = tables.Column("Model")
+    inference = TokenColumn("Inference Tokens")
+    embedding = TokenColumn("Embedding Tokens")
+    total = TokenColumn("Total Tokens")
+    share = PercentColumn("Share")
+
+    class Meta(BaseTable.Meta):
+        orderable = False
+        empty_text = "No usage reported yet."
+
+
+class TopUsersTable(BaseTable):
+    email = tables.Column("User")
+    inference = TokenColumn("Inference Tokens")
+    embedding = TokenColumn("Embedding Tokens")
+    total = TokenColumn("Total Usage")
+    share = PercentColumn("Share")
+
+    class Meta(BaseTable.Meta):
+        orderable = False
+        empty_text = "No usage reported yet."
+
+
+def _text(value: Any) -> str:
+    """A logged value as a person reads it: 200,000 rather than 200000."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return intcomma(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+_CHANGE = '<span class="old">{}</span> → <span class="new">{}</span>'
+
+
+class ActivityLogTable(BaseTable):
+    """Activity Logs: read-only, newest first; times in the enterprise's time zone."""
+
+    created_at = tables.Column("When")
+    actor_email = tables.Column("Actor", default="—")
+    action = tables.Column("Action")
+    target = tables.Column("Target", default="", attrs={"td": {"data-col": "target"}})
+    change = tables.Column("Change", empty_values=(), exclude_from_export=True)
+    ip_address = tables.Column("From (IP)", default="")
+    request_id = tables.Column("Request ID", visible=False)
+    old_value = tables.Column("Old value", visible=False)
+    new_value = tables.Column("New value", visible=False)
+
+    class Meta(BaseTable.Meta):
+        orderable = False
+        empty_text = "No activity matches these filters."
+
+    def __init__(self, *args, time_zone: zoneinfo.ZoneInfo, **kwargs) -> None:
+        self.time_zone = time_zone
+        super().__init__(*args, **kwargs)
+
+    def render_created_at(self, value: datetime) -> str:
+        return f"{timezone.localtime(value, self.time_zone):%Y-%m-%d %H:%M:%S}"
+
+    def value_created_at(self, value: datetime) -> str:
+        return timezone.localtime(value, self.time_zone).isoformat(timespec="seconds")
+
+    def render_action(self, record: ActivityLog) -> str:
+        return format_html(
+            '<span class="badge badge-action" data-action="{}">{}</span>',
+            record.action,
+            record.get_action_display(),
+        )
+
+    def value_action(self, record: ActivityLog) -> str:
+        return record.action
+
+    def render_change(self, record: ActivityLog) -> str:
+        """Field by field, "Max inference tokens: 200,000 → 350,000"; "—" when nothing."""
+        old, new = record.old_value, record.new_value
+        if not isinstance(old, dict) and not isinstance(new, dict):
+            if old is not None and new is not None:
+                return format_html(_CHANGE, _text(old), _text(new))
+            return _text(new if new is not None else old) or "—"
+        old, new = old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}
+        parts = []
+        for key in sorted(old.keys() | new.keys()):
+            if key in old and key in new:
+                parts.append(
+                    format_html("{}: " + _CHANGE, _label(key), _text(old[key]), _text(new[key]))
+                )
+            else:
+                parts.append(format_html("{}: {}", _label(key), _text(new.get(key, old.get(key)))))
+        return format_html_join("; ", "{}", ((p,) for p in parts)) or "—"
+
+    def value_old_value(self, value: Any) -> str:
+        return "" if value is None else json.dumps(value, sort_keys=True)
+
+    def value_new_value(self, value: Any) -> str:
+        return "" if value is None else json.dumps(value, sort_keys=True)
+
+
+class UserExportTable(BaseTable):
+    """Columns of Export Users (the people, no figures)."""
+
+    id = tables.Column("ID")
+    email = tables.Column("Email")
+    full_name = tables.Column("Name", default="")
+    role = tables.Column("Role")
+    status = tables.Column("Status")
+    date_joined = tables.Column("Joined")
+
+    def value_date_joined(self, value: datetime) -> str:
+        return f"{value:%Y-%m-%d}"

@@ -1,0 +1,110 @@
+"""Concurrent ingestion on PostgreSQL: idempotency under races, no lost updates, no deadlock."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Sum
+
+from metrics.models import MonthlyUsage, UsageEvent, UsageTotal
+from tests.metrics.usage_helpers import Api, event, make_key, make_users
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+THREADS = 8
+
+
+def in_threads(work: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
+    """Run work(0..n-1) in n threads released together; each closes its own connection."""
+    barrier = threading.Barrier(threads)
+
+    def run(n: int) -> Any:
+        try:
+            barrier.wait(timeout=30)
+            return work(n)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(run, range(threads)))
+
+
+def test_same_id_sent_from_many_threads_is_counted_once(member):
+    _key, plaintext = make_key()
+    for round_ in range(5):
+        responses = in_threads(
+            lambda n, r=round_: Api(plaintext).events(
+                [event(f"same-{r}", member.email, tokens=777)]
+            )
+        )
+
+        assert [r.status_code for r in responses] == [200] * THREADS
+        results = sorted(r.json()["results"][0]["status"] for r in responses)
+        assert results == ["duplicate"] * (THREADS - 1) + ["recorded"]
+    assert UsageEvent.objects.count() == 5
+    assert MonthlyUsage.objects.get(user=member).inference_tokens == 5 * 777
+    assert UsageTotal.objects.get(user=member).inference_tokens == 5 * 777
+
+
+def test_same_id_with_different_content_races_to_one_winner(member):
+    _key, plaintext = make_key()
+
+    responses = in_threads(
+        lambda n: Api(plaintext).events([event("contested", member.email, tokens=100 + n)])
+    )
+
+    outcomes = sorted(r.json()["results"][0].get("code", "recorded") for r in responses)
+    assert outcomes == ["conflict"] * (THREADS - 1) + ["recorded"]
+    stored = UsageEvent.objects.get()
+    assert UsageTotal.objects.get(user=member).inference_tokens == stored.tokens
+
+
+def test_overlapping_batches_neither_deadlock_nor_lose_tokens(enterprise):
+    users = make_users(enterprise, 12)
+    _key, plaintext = make_key()
+    months = ["2026-01-10T10:00:00Z", "2026-02-10T10:00:00Z", "2026-03-10T10:00:00Z"]
+    # Every thread reports the same shared events (in its own shuffled order) and its own.
+    shared = [
+        event(f"shared-{i}", users[i % 12].email, tokens=i + 1, occurred_at=months[i % 3])
+        for i in range(300)
+    ]
+
+    def work(n: int) -> tuple[list[int], set[str]]:
+        rng = random.Random(n)
+        api = Api(plaintext)
+        codes, sent = [], set()
+        for batch in range(4):
+            own = [
+                event(
+                    f"t{n}-b{batch}-{i}",
+                    users[rng.randrange(12)].email,
+                    tokens=rng.randint(1, 1000),
+                    kind=rng.choice(["inference", "embedding"]),
+                    occurred_at=rng.choice(months),
+                    model=rng.choice(["a", "b", "c"]),
+                )
+                for i in range(150)
+            ]
+            picked = rng.sample(shared, 100)
+            sent |= {e["id"] for e in picked}
+            mixed = own + picked
+            rng.shuffle(mixed)
+            codes.append(api.events(mixed).status_code)
+        return codes, sent
+
+    outcomes = in_threads(work)
+
+    assert [codes for codes, _sent in outcomes] == [[200] * 4] * THREADS
+    shared_sent = set().union(*(sent for _codes, sent in outcomes))
+    assert UsageEvent.objects.count() == THREADS * 4 * 150 + len(shared_sent)
+    ledger = UsageEvent.objects.aggregate(t=Sum("tokens"))["t"]
+    rolled = UsageTotal.objects.aggregate(i=Sum("inference_tokens"), e=Sum("embedding_tokens"))
+    assert rolled["i"] + rolled["e"] == ledger
+    call_command("reconcile_usage", stdout=StringIO())

@@ -1,0 +1,213 @@
+"""Integration keys: shown once, stored as a digest, revocable, every step logged."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from metrics import services
+from metrics.models import ActivityLog, IntegrationKey
+from tests.metrics.usage_helpers import Api, event, make_key
+
+pytestmark = pytest.mark.django_db
+Action = ActivityLog.Action
+
+
+def test_key_is_stored_only_as_its_sha256_digest():
+    key, plaintext = make_key()
+
+    key.refresh_from_db()
+    assert key.digest == hashlib.sha256(plaintext.encode()).hexdigest()
+    stored = [str(getattr(key, f.attname)) for f in IntegrationKey._meta.concrete_fields]
+    assert plaintext not in stored
+    assert plaintext.startswith(key.prefix) and len(key.prefix) < len(plaintext) // 3
+
+
+def test_plaintext_authenticates_and_anything_else_does_not():
+    key, plaintext = make_key()
+
+    assert services.authenticate_key(plaintext) == key
+    assert services.authenticate_key(plaintext[:-1]) is None
+    assert services.authenticate_key(key.digest) is None
+    assert services.authenticate_key("") is None
+
+
+def test_keys_are_unique():
+    _a, first = make_key("one")
+    _b, second = make_key("two")
+
+    assert first != second
+
+
+def test_duplicate_or_blank_name_is_refused():
+    make_key("Chat service")
+
+    with pytest.raises(ValidationError):
+        make_key("Chat service")
+    with pytest.raises(ValidationError):
+        make_key("   ")
+    assert IntegrationKey.objects.count() == 1
+
+
+def test_creation_is_logged_without_the_key(staff_user):
+    key, plaintext = services.create_integration_key(actor=staff_user, name="Chat service")
+
+    row = ActivityLog.objects.get(action=Action.API_KEY_CREATED)
+    assert (row.actor, row.target) == (staff_user, str(key))
+    assert plaintext not in str(row.new_value) and key.digest not in str(row.new_value)
+
+
+def test_revoked_key_is_refused(member):
+    key, plaintext = make_key()
+
+    services.revoke_integration_key(actor=None, key=key)
+
+    assert services.authenticate_key(plaintext) is None
+    assert Api(plaintext).events([event("e1", member.email)]).status_code == 401
+
+
+def test_revocation_is_logged_once(staff_user):
+    key, _ = make_key()
+
+    assert services.revoke_integration_key(actor=staff_user, key=key) is True
+    assert services.revoke_integration_key(actor=staff_user, key=key) is False
+
+    row = ActivityLog.objects.get(action=Action.API_KEY_REVOKED)
+    assert (row.actor, row.old_value, row.new_value) == (
+        staff_user,
+        {"revoked": False},
+        {"revoked": True},
+    )
+
+
+def test_use_records_last_used(member):
+    key, plaintext = make_key()
+
+    Api(plaintext).events([event("e1", member.email)])
+
+    key.refresh_from_db()
+    assert timezone.now() - key.last_used_at < timedelta(seconds=30)
+
+
+def test_use_is_logged_for_the_enterprise_once_per_hour(member, enterprise):
+    key, plaintext = make_key()
+    api = Api(plaintext)
+
+    api.events([event("e1", member.email)])
+    api.events([event("e2", member.email)])
+    api.quota(member.email)
+
+    row = ActivityLog.objects.get(action=Action.API_KEY_USED)
+    assert (row.enterprise, row.target, row.actor) == (enterprise, str(key), None)
+    assert key.name in row.actor_email
+
+
+def test_use_is_logged_again_after_an_hour(member):
+    _key, plaintext = make_key()
+    api = Api(plaintext)
+    api.events([event("e1", member.email)])
+    # The log is append-only for the application; the test moves the clock back by going
+    # around the guard (plain QuerySet.update) instead.
+    QuerySet.update(
+        ActivityLog.objects.filter(action=Action.API_KEY_USED),
+        created_at=timezone.now() - timedelta(minutes=61),
+    )
+
+    api.events([event("e2", member.email)])
+
+    assert ActivityLog.objects.filter(action=Action.API_KEY_USED).count() == 2
+
+
+def test_refused_requests_are_not_logged_as_use(member):
+    _key, plaintext = make_key()
+
+    Api(plaintext).events([event("e1", "nobody@example.com")])
+
+    assert not ActivityLog.objects.filter(action=Action.API_KEY_USED).exists()
+
+
+def test_command_prints_the_key_once_and_it_works(member):
+    out, err = StringIO(), StringIO()
+
+    call_command("create_integration_key", "Chat service", stdout=out, stderr=err)
+
+    plaintext = out.getvalue().strip()
+    assert services.authenticate_key(plaintext).name == "Chat service"
+    assert plaintext not in err.getvalue()
+    assert ActivityLog.objects.filter(action=Action.API_KEY_CREATED).count() == 1
+
+
+def test_command_refuses_a_taken_name():
+    make_key("Chat service")
+
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_integration_key", "Chat service", stdout=StringIO())
+
+
+def test_staff_creates_key_in_admin_and_sees_it_once(staff_client, staff_user):
+    response = staff_client.post(
+        "/staff/metrics/integrationkey/add/", {"name": "Chat service"}, follow=True
+    )
+
+    key = IntegrationKey.objects.get()
+    shown = [m.message for m in response.context["messages"]]
+    plaintext = next(word for text in shown for word in text.split() if word.startswith("ask_"))
+    assert services.authenticate_key(plaintext) == key
+    assert key.created_by == staff_user
+    assert ActivityLog.objects.get(action=Action.API_KEY_CREATED).actor == staff_user
+    page = staff_client.get(f"/staff/metrics/integrationkey/{key.pk}/change/").content.decode()
+    assert plaintext not in page and key.digest not in page
+
+
+def test_admin_refuses_a_taken_name(staff_client):
+    make_key("Chat service")
+
+    response = staff_client.post("/staff/metrics/integrationkey/add/", {"name": "Chat service"})
+
+    assert response.status_code == 200  # the form again, with its error
+    assert IntegrationKey.objects.count() == 1
+
+
+def test_staff_revokes_keys_with_the_admin_action(staff_client, staff_user):
+    key, plaintext = make_key()
+
+    staff_client.post(
+        "/staff/metrics/integrationkey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk]},
+    )
+
+    assert services.authenticate_key(plaintext) is None
+    assert ActivityLog.objects.get(action=Action.API_KEY_REVOKED).actor == staff_user
+
+
+def test_keys_cannot_be_deleted_in_admin(staff_client):
+    key, _ = make_key()
+
+    response = staff_client.post(f"/staff/metrics/integrationkey/{key.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 403
+    assert IntegrationKey.objects.filter(pk=key.pk).exists()
+
+
+@pytest.mark.parametrize("model", ["activitylog", "usageevent"])
+def test_ledgers_are_read_only_in_admin(staff_client, model):
+    make_key()  # writes an activity-log row
+    assert staff_client.get(f"/staff/metrics/{model}/").status_code == 200
+    assert staff_client.get(f"/staff/metrics/{model}/add/").status_code == 403
+
+
+def test_admin_filters_keys_by_status(staff_client):
+    live, _ = make_key("live")
+    dead, _ = make_key("dead")
+    services.revoke_integration_key(actor=None, key=dead)
+
+    page = staff_client.get("/staff/metrics/integrationkey/?status=revoked").content.decode()
+
+    assert dead.prefix in page and live.prefix not in page
