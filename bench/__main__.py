@@ -1,0 +1,60 @@
+"""`python -m bench`: figures for the console and the ingest path at scale (not a test).
+
+Against PostgreSQL (DATABASE_URL) with the `manage.py seed_large` data set (created when
+missing). Prints one table per section:
+  pages   – server time p50/p95, SQL query count, the same SQL run alone, page/SQL ratio
+  exports – rows/s and peak traced memory of each CSV export (Users with Tokens at 100,000 users)
+  ingest  – events/s through gunicorn (production settings, several workers) for single-event
+            requests and 1,000-event batches, and the same writes by raw SQL (psycopg), with ratios
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
+os.environ.setdefault("DEBUG", "false")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", default=["pages", "exports", "ingest"])
+    parser.add_argument("--requests", type=int, default=40, help="Timed requests per page.")
+    parser.add_argument("--seconds", type=float, default=10.0, help="Duration of each ingest run.")
+    parser.add_argument("--clients", type=int, default=4, help="Concurrent ingest clients.")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers.")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        print(
+            "The benchmark runs against PostgreSQL: set DATABASE_URL=postgres://...",
+            file=sys.stderr,
+        )
+        return 2
+
+    from bench import ingest, pages, scale
+
+    scale.ensure_data()
+    print(
+        f"Machine: {platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()}"
+    )
+    print(f"PostgreSQL: {scale.server_version()} · data: {scale.describe()}\n")
+    if "pages" in args.sections:
+        pages.run_pages(requests=args.requests)
+    if "exports" in args.sections:
+        pages.run_exports()
+    if "ingest" in args.sections:
+        ingest.run_ingest(seconds=args.seconds, clients=args.clients, workers=args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
