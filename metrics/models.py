@@ -88,7 +88,12 @@ class ActivityLog(AppendOnlyModel):
     # Frozen copy: the log must still say who it was after the account changes or goes.
     actor_email = models.CharField(max_length=254, blank=True)
     enterprise = models.ForeignKey(
-        Enterprise, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Enterprise,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # the (enterprise, created_at) index below starts with it
     )
     action = models.CharField(max_length=40, choices=Action.choices)
     target = models.CharField(max_length=254, blank=True)
@@ -155,10 +160,16 @@ class UsageKind(models.TextChoices):
 class UsageEvent(AppendOnlyModel):
     """One report of tokens consumed. `event_id` is the integration's idempotency key."""
 
-    integration = models.ForeignKey(IntegrationKey, on_delete=models.PROTECT, related_name="+")
+    # No index of its own on these FKs: each is the prefix of an index below, and every
+    # extra index is one more write per ingested event.
+    integration = models.ForeignKey(
+        IntegrationKey, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     event_id = models.CharField(max_length=128)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="+")
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=UsageKind.choices)
     tokens = models.BigIntegerField()
     occurred_at = models.DateTimeField()
@@ -194,8 +205,17 @@ class UsageEvent(AppendOnlyModel):
 class MonthlyUsage(models.Model):
     """Roll-up: a user's tokens in one calendar month of the enterprise's time zone."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="monthly_usage",
+        # The unique (user, month) index serves user lookups; a second user_id index made
+        # the planner probe all of a user's months instead of the one it needs.
+        db_index=False,
+    )
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     month = models.DateField()
     inference_tokens = models.BigIntegerField(default=0)
     embedding_tokens = models.BigIntegerField(default=0)
@@ -229,7 +249,9 @@ class UsageTotal(models.Model):
         on_delete=models.CASCADE,
         related_name="usage_total",
     )
-    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     inference_tokens = models.BigIntegerField(default=0)
     embedding_tokens = models.BigIntegerField(default=0)
 
@@ -252,7 +274,9 @@ class UsageTotal(models.Model):
 class EnterpriseMonthlyUsage(models.Model):
     """Roll-up: an enterprise's tokens per month and model, for the statistics pages."""
 
-    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     month = models.DateField()
     model = models.CharField(max_length=100, blank=True)
     inference_tokens = models.BigIntegerField(default=0)

@@ -190,8 +190,9 @@ class ActivityLogTable(BaseTable):
             record.get_action_display(),
         )
 
-    def value_action(self, record: ActivityLog) -> str:
-        return record.action
+    def value_action(self, value: str) -> str:
+        # CSV keeps the stable action code (sign_in, allocation_changed ...), not the label.
+        return value
 
     def render_change(self, record: ActivityLog) -> str:
         """Field by field, "Max inference tokens: 200,000 → 350,000"; "—" when nothing."""

@@ -152,7 +152,7 @@ def activity_csv(request: HttpRequest) -> HttpResponse:
     return exports.csv_response(
         request,
         name="activity-log",
-        rows=exports.table_rows(table, logs.iterator(chunk_size=2000)),
+        rows=exports.value_rows(table, logs),
         row_count=logs.count(),
     )
 
@@ -163,7 +163,7 @@ def _users_csv(request: HttpRequest, *, name: str, table: BaseTable) -> Streamin
     return exports.csv_response(
         request,
         name=name,
-        rows=exports.table_rows(table, users.iterator(chunk_size=2000)),
+        rows=exports.value_rows(table, users),
         row_count=users.count(),
     )
 

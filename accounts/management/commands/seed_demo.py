@@ -108,7 +108,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data ready: Demo Corp (active)."))
         self.stdout.write(f"  Enterprise admin : {ADMIN}")
         self.stdout.write(f"  Auditor          : {AUDITOR}")
-        self.stdout.write(f"  Member           : {MEMBERS[0][0]}@demo-corp.example")
+        for slug, _name in MEMBERS:
+            self.stdout.write(f"  Member           : {slug}@demo-corp.example")
         self.stdout.write(f"  Sales staff      : {STAFF}  (Django admin at /staff/)")
         self.stdout.write(f"  Password (all)   : {password}")
         self.stdout.write(
