@@ -13,7 +13,7 @@ from accounts.queries import people_summary
 from asksage_admin.tables import BaseTable
 from metrics import charts, exports, queries
 from metrics.filters import ActivityLogFilterSet
-from metrics.models import ActivityLog
+from metrics.models import ActivityLog, ReconcileRun
 from metrics.tables import (
     ActivityLogTable,
     ModelUsageTable,
@@ -34,7 +34,11 @@ TOP_USERS = 10
 @console_view
 def dashboard(request: HttpRequest) -> HttpResponse:
     enterprise = request.enterprise
-    ctx = {"enterprise": enterprise, "people": people_summary(enterprise)}
+    ctx = {
+        "enterprise": enterprise,
+        "people": people_summary(enterprise),
+        "last_reconcile": ReconcileRun.objects.last_passed(),
+    }
     ctx["usage"] = queries.dashboard_usage(enterprise)
     ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/_pool_summary.html
     return render(request, "metrics/dashboard.html", ctx)

@@ -171,3 +171,11 @@ def test_demo_rerun_records_duplicates_not_new_usage(demo, enterprise):
 
 def test_demo_leaves_the_future_alone(demo):
     assert not UsageEvent.objects.filter(occurred_at__gt=NOW).exists()
+
+
+def test_dashboard_shows_when_reconcile_last_passed(org_admin_client):
+    before = org_admin_client.get("/org/").content.decode()
+    assert "have not been reconciled yet" in before
+    call_command("reconcile_usage", stdout=StringIO())
+    after = org_admin_client.get("/org/").content.decode()
+    assert "last reconciled with the ledger" in after
