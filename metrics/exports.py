@@ -8,7 +8,6 @@ page's own django-tables2 columns (`value()`), so a CSV and its page cannot disa
 from __future__ import annotations
 
 import csv
-import inspect
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -42,24 +41,6 @@ class _Echo:
         return value
 
 
-class _ExportRow(BoundRow):
-    """A BoundRow whose value() calls skip django-tables2's per-cell inspect.signature().
-
-    call_with_appropriate() inspects the value() method's signature for every cell, which
-    held exports to ~2,000 rows/s; the accepted arguments are looked up once per column.
-    """
-
-    def _call_value(self, bound_column, value=None):
-        params = self._table.export_params.get(bound_column.name)
-        if params is None:
-            params = set(inspect.signature(bound_column.value).parameters)
-            self._table.export_params[bound_column.name] = params
-        kwargs = self._optional_cell_arguments(bound_column, value)
-        if "kwargs" in params:
-            return bound_column.value(**kwargs)
-        return bound_column.value(**{key: kwargs[key] for key in params if key in kwargs})
-
-
 def table_rows(table: tables.Table, records: Iterable[Any]) -> Iterator[list[Any]]:
     """Header, then one row per record, through the table's columns and their value().
 
@@ -68,9 +49,8 @@ def table_rows(table: tables.Table, records: Iterable[Any]) -> Iterator[list[Any
     """
     columns = [c for c in table.columns.iterall() if not c.column.exclude_from_export]
     yield [force_str(c.header, strings_only=True) for c in columns]
-    table.export_params = {}
     for record in records:
-        row = _ExportRow(record, table=table)
+        row = BoundRow(record, table=table)
         yield [force_str(row.get_cell_value(c.name), strings_only=True) for c in columns]
 
 

@@ -256,8 +256,11 @@ class UserUsage:
         return self.inference + self.embedding
 
 
-def top_users(enterprise: Enterprise, n: int = 10) -> list[UserUsage]:
-    """The n users with the most tokens since creation, with their share of the enterprise's."""
+def top_users(enterprise: Enterprise, n: int = 10, *, grand: int | None = None) -> list[UserUsage]:
+    """The n users with the most tokens since creation, with their share of the enterprise's.
+
+    `grand` is the enterprise total when the caller already has it (the Token Usage page).
+    """
     rows = (
         UsageTotal.objects.filter(enterprise=enterprise)
         .annotate(total=F("inference_tokens") + F("embedding_tokens"))
@@ -265,7 +268,8 @@ def top_users(enterprise: Enterprise, n: int = 10) -> list[UserUsage]:
         .order_by("-total", "user__email")
         .values("user_id", "user__email", "inference_tokens", "embedding_tokens", "total")[:n]
     )
-    grand = usage_breakdown(enterprise).total
+    if grand is None:
+        grand = usage_breakdown(enterprise).total
     return [
         UserUsage(
             user_id=r["user_id"],

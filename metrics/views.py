@@ -66,11 +66,13 @@ def token_statistics(request: HttpRequest) -> HttpResponse:
 def token_usage(request: HttpRequest) -> HttpResponse:
     enterprise = request.enterprise
     rows = queries.monthly_totals(enterprise)
+    breakdown = queries.usage_breakdown(enterprise)
+    top = queries.top_users(enterprise, TOP_USERS, grand=breakdown.total)
     ctx = {
-        "breakdown": queries.usage_breakdown(enterprise),
+        "breakdown": breakdown,
         "chart": charts.monthly_usage_chart(rows),
         "months_charted": min(len(rows), 24),
-        "top_users": TopUsersTable(queries.top_users(enterprise, TOP_USERS)),
+        "top_users": TopUsersTable(top),
         "models": ModelUsageTable(queries.usage_by_model(enterprise)),
         "top_n": TOP_USERS,
     }
