@@ -1,4 +1,4 @@
-"""The one access rule of the console (SPEC §1).
+"""The one access rule of the console.
 
 Every console view is wrapped in `console_view`: the user must be an admin or auditor of an
 *active* enterprise and OTP-verified. Read-only roles get 403 on writes. Objects are looked
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any, overload
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -21,6 +22,13 @@ from accounts.models import Enterprise, User
 View = Callable[..., HttpResponse]
 
 
+class ConsoleRequest(HttpRequest):
+    """A request that passed console_view: a signed-in, verified user and their enterprise."""
+
+    user: User  # type: ignore[assignment]
+    enterprise: Enterprise
+
+
 def console_enterprise(user: User) -> Enterprise | None:
     """The enterprise whose console this user may open, or None."""
     if not user.is_authenticated or not user.is_console_role or user.is_banned:
@@ -29,7 +37,11 @@ def console_enterprise(user: User) -> Enterprise | None:
     return enterprise if enterprise.is_active else None
 
 
-def console_view(view: View | None = None, *, write: bool = False) -> View | Callable[[View], View]:
+@overload
+def console_view(view: View, *, write: bool = False) -> View: ...
+@overload
+def console_view(view: None = None, *, write: bool = False) -> Callable[[View], View]: ...
+def console_view(view: View | None = None, *, write: bool = False) -> Any:
     """Decorator: sets request.enterprise, or answers login redirect / MFA redirect / 403."""
 
     def decorator(func: View) -> View:
@@ -55,6 +67,6 @@ def console_view(view: View | None = None, *, write: bool = False) -> View | Cal
     return decorator(view) if view is not None else decorator
 
 
-def get_enterprise_user(request: HttpRequest, user_id: int) -> User:
+def get_enterprise_user(request: ConsoleRequest, user_id: int) -> User:
     """A user of the request's enterprise; anyone else's id is a 404, never a 403."""
     return get_object_or_404(User, pk=user_id, enterprise=request.enterprise)

@@ -1,7 +1,7 @@
 """Users, enterprises and roles.
 
 A user signs in with an email address, belongs to at most one enterprise, and holds
-that enterprise's token allocation on their own row (the rules live in tokens.services).
+that enterprise's token allocation on their own row (the rules live in tokens.pool).
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ def validate_time_zone(value: str) -> None:
 class EnterpriseQuerySet(models.QuerySet):
     def active(self) -> EnterpriseQuerySet:
         return self.filter(status=Enterprise.Status.ACTIVE)
+
+    def lock(self, enterprise: Enterprise) -> Enterprise:
+        """The enterprise row, re-read under SELECT ... FOR UPDATE.
+
+        The one lock of the pool: every write to an enterprise's pool, users, roles or
+        status takes it first, so checks see a pool no concurrent transaction is changing.
+        Call it inside a transaction.
+        """
+        return self.select_for_update().get(pk=enterprise.pk)
 
 
 class Enterprise(models.Model):
@@ -120,7 +129,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PAID)
-    # Allocation (SPEC §3): monthly inference cap and lifetime embedding/training cap.
+    # Allocation: monthly inference cap and lifetime embedding/training cap.
     max_inference_tokens = models.BigIntegerField("Max Inference Tokens", default=0)
     max_embedding_tokens = models.BigIntegerField("Max Embedding Tokens", default=0)
     is_staff = models.BooleanField(default=False, help_text="May sign in to the staff admin.")
@@ -192,26 +201,3 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def can_edit_console(self) -> bool:
         return self.enterprise_id is not None and self.role == self.Role.ADMIN
-
-
-class Invitation(models.Model):
-    """An admin's invitation of an unregistered email; signing up through its link joins."""
-
-    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="invitations")
-    email = models.EmailField(max_length=254)
-    # Only the SHA-256 digest of the link's token is stored, like an API key.
-    token_digest = models.CharField(max_length=64, unique=True)
-    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [
-            # Registration looks up open invitations by email.
-            models.Index(Lower("email"), name="invitation_email_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.email} → {self.enterprise}"

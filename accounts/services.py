@@ -1,7 +1,7 @@
 """Write rules for accounts: registration, sign-in records and the MFA steps.
 
 Each function takes the acting user, runs in one transaction and writes its own
-activity-log row (metrics.services.log_activity).
+activity-log row (asksage_admin.core.audit.log_activity).
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from metrics.models import ActivityLog
-from metrics.services import log_activity
+from asksage_admin.core.audit import Action, log_activity
 
 BACKUP_CODE_COUNT = 10
-Action = ActivityLog.Action
 
 
 @transaction.atomic

@@ -26,8 +26,6 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from accounts import services
 from accounts.access import console_enterprise
 from accounts.forms import CodeForm, RegistrationForm, SignInForm, VerifyCodeForm
-from metrics.quota import usage_snapshot
-from tokens import services as token_services
 
 BACKUP_CODES_SESSION_KEY = "fresh_backup_codes"
 
@@ -52,10 +50,8 @@ def _home_for(user) -> str:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest) -> HttpResponse:
-    # An invitation link (?invite=<token>, tokens.services.add_user) joins its enterprise.
-    token = request.GET.get("invite", "")
-    invitation = token_services.open_invitation(token)
-    initial = {"email": invitation.email} if invitation else None
+    # ?email= prefills the form (an invitation page sends people here); ?next= is honoured.
+    initial = {"email": request.GET.get("email", "")[:254]}
     form = RegistrationForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         user = services.register_user(
@@ -65,21 +61,9 @@ def register(request: HttpRequest) -> HttpResponse:
         )
         login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
         messages.success(request, "Welcome! Your account is ready.")
-        if token:
-            try:
-                joined = token_services.accept_invitation(user=user, token=token)
-            except token_services.Refused as exc:
-                messages.warning(request, exc.message)
-            else:
-                messages.success(request, f"You joined {joined.name}.")
-        return redirect("settings")
-    if request.method == "GET" and token:
-        if invitation:
-            joining = f"Register as {invitation.email} to join {invitation.enterprise}."
-            messages.info(request, joining)
-        else:
-            messages.warning(request, "This invitation link is not valid or has expired.")
-    return render(request, "accounts/register.html", {"form": form})
+        return redirect(_next_url(request, reverse("settings")))
+    ctx = {"form": form, "next": request.GET.get("next", "")}
+    return render(request, "accounts/register.html", ctx)
 
 
 @never_cache
@@ -229,7 +213,6 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     ctx = {
         "mfa_enabled": services.has_confirmed_totp(user),
         "backup_codes_left": services.backup_codes_left(user),
-        "usage": usage_snapshot(user),
     }
     return render(request, "accounts/settings.html", ctx)
 

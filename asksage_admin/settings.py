@@ -101,15 +101,17 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "csp",
+    "asksage_admin.core",
     "accounts",
     "tokens",
     "metrics",
+    "asksage_admin.demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "asksage_admin.middleware.RequestContextMiddleware",
+    "asksage_admin.core.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -239,7 +241,7 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 DJANGO_TABLES2_TEMPLATE = "includes/table.html"
 
-# Usage API limits (SPEC §4).
+# Usage API limits.
 USAGE_MAX_EVENTS_PER_BATCH = env_int("USAGE_MAX_EVENTS_PER_BATCH", 1000, minimum=1)
 USAGE_MAX_BODY_BYTES = env_int("USAGE_MAX_BODY_BYTES", 1_000_000, minimum=1024)
 

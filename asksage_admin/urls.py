@@ -1,4 +1,4 @@
-"""URL map. Paths are part of the public contract (SPEC §7): keep them stable."""
+"""URL map. Paths are part of the public contract: keep them stable."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ urlpatterns = [
     path("mfa/", include(accounts_urls.mfa_patterns)),
     path("settings/", accounts_views.settings_page, name="settings"),
     path("org/", include(console_patterns)),
+    path("invitations/", include(tokens_urls.invitation_patterns)),
     path("staff/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
     path("staff/", admin.site.urls),
     path("api/v1/", include(metrics_urls.api_patterns)),

@@ -10,21 +10,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from metrics import services
-from metrics.models import ActivityLog, IntegrationKey, ReconcileRun, UsageEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledgers and logs: staff may look, nobody may add, edit or delete a row here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+from asksage_admin.core.admin import ReadOnlyAdmin
+from metrics import keys
+from metrics.models import IntegrationKey, ReconcileRun, UsageEvent
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
@@ -69,7 +57,7 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
         if change:
             return
         # The form already refused a taken name (the model's unique constraint).
-        key, plaintext = services.create_integration_key(
+        key, plaintext = keys.create_integration_key(
             actor=request.user, name=form.cleaned_data["name"]
         )
         # The admin goes on to log and redirect with `obj`: make it the created row.
@@ -82,18 +70,8 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[IntegrationKey]) -> None:
-        revoked = sum(services.revoke_integration_key(actor=request.user, key=k) for k in queryset)
+        revoked = sum(keys.revoke_integration_key(actor=request.user, key=k) for k in queryset)
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
-
-
-@admin.register(ActivityLog)
-class ActivityLogAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "actor_email", "enterprise", "action", "target", "ip_address")
-    list_filter = ("action",)
-    search_fields = ("actor_email", "target")
-    date_hierarchy = "created_at"
-    list_select_related = ("enterprise",)
-    show_full_result_count = False  # COUNT(*) over the whole log on every page is wasted
 
 
 @admin.register(UsageEvent)

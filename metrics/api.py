@@ -29,7 +29,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from metrics import services
+from metrics import ingest, keys, quota
 from metrics.models import IntegrationKey
 
 ERROR_STATUS = {"too_many_events": 413, "empty_batch": 422, "invalid": 422}
@@ -86,7 +86,7 @@ def api_view(view: ApiView) -> Callable[[HttpRequest], HttpResponse]:
             response["Allow"] = "POST"
             return response
         scheme, _, plaintext = request.headers.get("Authorization", "").partition(" ")
-        key = services.authenticate_key(plaintext.strip()) if scheme == "Bearer" else None
+        key = keys.authenticate_key(plaintext.strip()) if scheme == "Bearer" else None
         if key is None:
             response = error(401, "unauthorized", "A valid API key is required (Bearer).")
             response["WWW-Authenticate"] = 'Bearer realm="api"'
@@ -95,7 +95,7 @@ def api_view(view: ApiView) -> Callable[[HttpRequest], HttpResponse]:
             return view(request, key, _parse(request))
         except BadRequest as exc:
             return error(exc.status, exc.code, exc.message, field=exc.field)
-        except services.UsageRequestError as exc:
+        except quota.UsageRequestError as exc:
             return error(ERROR_STATUS[exc.code], exc.code, exc.message, field=exc.field)
 
     return wrapper
@@ -116,7 +116,7 @@ def _field(payload: dict[str, Any], name: str, kind: type) -> Any:
 def usage_events(request: HttpRequest, key: IntegrationKey, payload: dict) -> HttpResponse:
     """POST /api/v1/usage/events: {"events": [...]} -> one result per event."""
     events = _field(payload, "events", list)
-    results = services.record_usage_batch(integration=key, events=events)
+    results = ingest.record_usage_batch(integration=key, events=events)
     summary = {"recorded": 0, "duplicate": 0, "rejected": 0, "overage": 0}
     for result in results:
         summary[result.status] += 1
@@ -127,7 +127,7 @@ def usage_events(request: HttpRequest, key: IntegrationKey, payload: dict) -> Ht
 @api_view
 def quota_check(request: HttpRequest, key: IntegrationKey, payload: dict) -> HttpResponse:
     """POST /api/v1/quota/check: {user, kind, tokens} -> allowed/denied, remaining, reset."""
-    decision = services.check_quota(
+    decision = quota.check_quota(
         user_email=_field(payload, "user", str),
         kind=_field(payload, "kind", str),
         tokens=_field(payload, "tokens", int),

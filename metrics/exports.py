@@ -1,4 +1,4 @@
-"""Streaming CSV exports (SPEC §5, §7).
+"""Streaming CSV exports.
 
 Rows are produced one at a time from `.iterator()` and written through csv.writer into a
 StreamingHttpResponse, so memory stays flat however long the history. Values come from the
@@ -19,8 +19,8 @@ from django.utils.encoding import force_str
 from django_tables2.rows import BoundRow
 
 from accounts.models import Enterprise
-from metrics.models import ActivityLog
-from metrics.services import log_activity
+from asksage_admin.core.audit import log_activity
+from asksage_admin.core.models import ActivityLog
 
 # A spreadsheet treats a cell starting with one of these as a formula (or strips the
 # control character and then does): CSV injection. Prefixing "'" makes it plain text.

@@ -8,7 +8,7 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 
 # Dates outside this range cannot be converted to the database's UTC timestamps everywhere
 # (year 1 minus a time-zone offset overflows); no log row can be older than 1970 anyway.

@@ -1,4 +1,4 @@
-"""Usage ledger, monthly roll-ups, integration keys and the activity log.
+"""Usage ledger, monthly roll-ups and integration keys.
 
 Pages read the roll-ups (MonthlyUsage, UsageTotal, EnterpriseMonthlyUsage), never the
 ledger; metrics.services updates all of them in the same transaction as the events, and
@@ -12,113 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Enterprise
-
-
-class AppendOnlyError(Exception):
-    pass
-
-
-class AppendOnlyModel(models.Model):
-    """Rows of a ledger or log: inserted once, never updated or deleted."""
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs) -> None:
-        if not self._state.adding:
-            raise AppendOnlyError(f"{type(self).__name__} rows are never edited")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError(f"{type(self).__name__} rows are never deleted")
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    """Bulk edits are refused too, not only row.save() and row.delete()."""
-
-    def update(self, **kwargs) -> int:
-        raise AppendOnlyError(f"{self.model.__name__} rows are never edited")
-
-    def delete(self):
-        raise AppendOnlyError(f"{self.model.__name__} rows are never deleted")
-
-
-class ActivityLogQuerySet(AppendOnlyQuerySet):
-    def for_enterprise(self, enterprise: Enterprise) -> ActivityLogQuerySet:
-        return self.filter(enterprise=enterprise)
-
-
-class ActivityLog(AppendOnlyModel):
-    """Who did what, when, from where. Written only by metrics.services.log_activity."""
-
-    class Action(models.TextChoices):
-        SIGN_IN = "sign_in", "Signed in"
-        SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
-        SIGN_OUT = "sign_out", "Signed out"
-        REGISTERED = "registered", "Registered"
-        PASSWORD_RESET = "password_reset", "Password reset"
-        MFA_ENROLLED = "mfa_enrolled", "MFA enrolled"
-        MFA_VERIFIED = "mfa_verified", "MFA verified"
-        MFA_FAILED = "mfa_failed", "MFA failure"
-        BACKUP_CODE_USED = "backup_code_used", "Backup code used"
-        BACKUP_CODES_REGENERATED = "backup_codes_regenerated", "Backup codes regenerated"
-        ENTERPRISE_CREATED = "enterprise_created", "Enterprise created"
-        ENTERPRISE_UPDATED = "enterprise_updated", "Enterprise updated"
-        ENTERPRISE_ACTIVATED = "enterprise_activated", "Enterprise activated"
-        ENTERPRISE_ACTIVATION_REFUSED = "enterprise_activation_refused", "Activation refused"
-        ENTERPRISE_SUSPENDED = "enterprise_suspended", "Enterprise suspended"
-        ENTERPRISE_REACTIVATED = "enterprise_reactivated", "Enterprise reactivated"
-        PURCHASE_RECORDED = "purchase_recorded", "Purchase recorded"
-        USER_ATTACHED = "user_attached", "User attached"
-        USER_ADDED = "user_added", "User added"
-        USER_INVITED = "user_invited", "User invited"
-        USER_DISABLED = "user_disabled", "User disabled"
-        USER_ACTIVATED = "user_activated", "User activated"
-        ROLE_CHANGED = "role_changed", "Role changed"
-        ALLOCATION_CHANGED = "allocation_changed", "Allocation changed"
-        EXPORT_DOWNLOADED = "export_downloaded", "Export downloaded"
-        API_KEY_CREATED = "api_key_created", "API key created"
-        API_KEY_REVOKED = "api_key_revoked", "API key revoked"
-        API_KEY_USED = "api_key_used", "API key used"
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    # Frozen copy: the log must still say who it was after the account changes or goes.
-    actor_email = models.CharField(max_length=254, blank=True)
-    enterprise = models.ForeignKey(
-        Enterprise,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,  # the (enterprise, created_at) index below starts with it
-    )
-    action = models.CharField(max_length=40, choices=Action.choices)
-    target = models.CharField(max_length=254, blank=True)
-    old_value = models.JSONField(null=True, blank=True)
-    new_value = models.JSONField(null=True, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-
-    objects = ActivityLogQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            # Activity Logs page: WHERE enterprise_id = ? ORDER BY created_at DESC, id DESC.
-            models.Index(
-                fields=["enterprise", "-created_at", "-id"], name="activity_enterprise_time_idx"
-            ),
-            # Same page filtered by action.
-            models.Index(
-                fields=["enterprise", "action", "-created_at"], name="activity_action_time_idx"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
+from asksage_admin.core.models import AppendOnlyModel, AppendOnlyQuerySet
 
 
 class IntegrationKeyQuerySet(models.QuerySet):

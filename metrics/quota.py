@@ -1,4 +1,4 @@
-"""Quota arithmetic: which month an instant belongs to, what is left, when it resets.
+"""Quota: which month an instant belongs to, what is left, when it resets, and the decision.
 
 Months are keys, not jobs: a user's monthly inference quota "resets" simply because a new
 month has no MonthlyUsage row yet. The embedding (training) quota is lifetime (UsageTotal).
@@ -8,11 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from typing import Any
 
 from django.utils import timezone
 
-from accounts.models import User
-from metrics.models import MonthlyUsage, UsageTotal
+from accounts.models import Enterprise, User
+from metrics.keys import log_key_use
+from metrics.models import IntegrationKey, MonthlyUsage, UsageKind, UsageTotal
+
+# Far above any real request, and low enough that 1,000 of them cannot overflow a BIGINT.
+MAX_EVENT_TOKENS = 10**12
+
+
+class UsageRequestError(ValueError):
+    """A whole request the usage rules refuse (as opposed to one rejected event)."""
+
+    def __init__(self, code: str, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
 
 
 def usage_month(moment: datetime, tz: tzinfo) -> date:
@@ -88,3 +103,84 @@ def usage_snapshot(user: User, *, now: datetime | None = None) -> UsageSnapshot 
         embedding_allocation=user.max_embedding_tokens,
         embedding_used=lifetime or 0,
     )
+
+
+@dataclass(frozen=True)
+class QuotaDecision:
+    decision: str  # allowed | denied
+    reason: str
+    remaining: int
+    resets_at: date | None
+    time_zone: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allowed"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "reason": self.reason,
+            "remaining": self.remaining,
+            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            "time_zone": self.time_zone,
+        }
+
+
+def check_quota(
+    *,
+    user_email: str,
+    kind: str,
+    tokens: int,
+    integration: IntegrationKey | None = None,
+    now: datetime | None = None,
+) -> QuotaDecision:
+    """May this user spend `tokens` of `kind` now? Reads the roll-ups, never the ledger.
+
+    Order of reasons: unknown_user, no_enterprise, banned, enterprise_pending,
+    enterprise_suspended, quota_exhausted (nothing left), insufficient_quota (some left,
+    not enough). Status denials report remaining 0: nothing may be spent.
+    """
+    if kind not in UsageKind.values:
+        raise UsageRequestError(
+            "invalid", f"kind must be one of {', '.join(UsageKind.values)}.", field="kind"
+        )
+    if isinstance(tokens, bool) or not isinstance(tokens, int):
+        raise UsageRequestError("invalid", "tokens must be a whole number.", field="tokens")
+    if not 0 < tokens <= MAX_EVENT_TOKENS:
+        raise UsageRequestError(
+            "invalid", f"tokens must be between 1 and {MAX_EVENT_TOKENS}.", field="tokens"
+        )
+    user = User.objects.filter(email=user_email.strip().lower()).select_related("enterprise")
+    user = user.first()
+    if user is None:
+        return QuotaDecision("denied", "unknown_user", 0, None)
+    enterprise = user.enterprise
+    if enterprise is None:
+        return QuotaDecision("denied", "no_enterprise", 0, None)
+    if integration is not None:
+        log_key_use(integration, {enterprise.pk}, endpoint="quota/check")
+    now = now or timezone.now()
+    zone = enterprise.time_zone
+    resets_at = None
+    if kind == UsageKind.INFERENCE:
+        resets_at = next_month(usage_month(now, enterprise.tzinfo))
+    reason = _status_denial(user, enterprise)
+    if reason:
+        return QuotaDecision("denied", reason, 0, resets_at, zone)
+    remaining = usage_snapshot(user, now=now).remaining(kind)
+    if remaining == 0:
+        return QuotaDecision("denied", "quota_exhausted", 0, resets_at, zone)
+    if remaining < tokens:
+        return QuotaDecision("denied", "insufficient_quota", remaining, resets_at, zone)
+    return QuotaDecision("allowed", "within_quota", remaining, resets_at, zone)
+
+
+def _status_denial(user: User, enterprise: Enterprise) -> str:
+    if user.is_banned:
+        return "banned"
+    if enterprise.status == Enterprise.Status.PENDING:
+        return "enterprise_pending"
+    if enterprise.status == Enterprise.Status.SUSPENDED:
+        return "enterprise_suspended"
+    return ""

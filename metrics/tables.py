@@ -13,8 +13,8 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from asksage_admin.tables import BaseTable, TokenColumn
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
+from asksage_admin.core.tables import BaseTable, TokenColumn
 from metrics.queries import SPIKE_RULE, SPIKE_WINDOW, MonthRow, YearSummary
 
 

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from metrics import api, views
+from metrics import api, user_views, views
 
 console_urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("users/", user_views.users, name="users"),
+    path("users/<int:user_id>/", user_views.user_detail, name="user_detail"),
     path("token-statistics/", views.token_statistics, name="token_statistics"),
     path("token-usage/", views.token_usage, name="token_usage"),
     path("monthly/", views.monthly, name="monthly"),
@@ -17,7 +19,7 @@ console_urlpatterns = [
     path("exports/activity.csv", views.activity_csv, name="export_activity"),
 ]
 
-# Mounted at /api/v1/; no trailing slash (SPEC §7).
+# Mounted at /api/v1/; no trailing slash.
 api_patterns: tuple[list, str] = (
     [
         path("usage/events", api.usage_events, name="usage_events"),

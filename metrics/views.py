@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 
-from accounts.access import console_view
+from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
-from asksage_admin.tables import BaseTable
+from asksage_admin.core.models import ActivityLog
+from asksage_admin.core.tables import BaseTable
 from metrics import charts, exports, queries
 from metrics.filters import ActivityLogFilterSet
-from metrics.models import ActivityLog, ReconcileRun
+from metrics.models import ReconcileRun
 from metrics.tables import (
     ActivityLogTable,
     ModelUsageTable,
@@ -22,8 +23,9 @@ from metrics.tables import (
     TopUsersTable,
     UserExportTable,
 )
+from metrics.user_usage import users_with_usage
 from tokens.filters import UserFilter
-from tokens.queries import pool_totals, users_with_usage
+from tokens.queries import pool_totals
 from tokens.tables import UserTable
 
 ACTIVITY_PER_PAGE = 50
@@ -32,7 +34,7 @@ TOP_USERS = 10
 
 @require_GET
 @console_view
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     ctx = {
         "enterprise": enterprise,
@@ -46,7 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @console_view
-def token_statistics(request: HttpRequest) -> HttpResponse:
+def token_statistics(request: ConsoleRequest) -> HttpResponse:
     rows = queries.monthly_totals(request.enterprise)
     years = queries.yearly_subtotals(rows)
     table_rows = [item for year in years for item in (year, *year.months)]
@@ -63,7 +65,7 @@ def token_statistics(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @console_view
-def token_usage(request: HttpRequest) -> HttpResponse:
+def token_usage(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     rows = queries.monthly_totals(enterprise)
     breakdown = queries.usage_breakdown(enterprise)
@@ -81,7 +83,7 @@ def token_usage(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @console_view
-def monthly(request: HttpRequest) -> HttpResponse:
+def monthly(request: ConsoleRequest) -> HttpResponse:
     rows = queries.monthly_totals(request.enterprise)
     spikes = [r for r in rows if r.spike]
     ctx = {
@@ -97,7 +99,7 @@ def monthly(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @console_view
-def exports_page(request: HttpRequest) -> HttpResponse:
+def exports_page(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     recent = ActivityLog.objects.for_enterprise(enterprise).filter(
         action=ActivityLog.Action.EXPORT_DOWNLOADED
@@ -112,14 +114,14 @@ def exports_page(request: HttpRequest) -> HttpResponse:
         return render(request, "metrics/exports.html", ctx)
 
 
-def _activity_filter(request: HttpRequest) -> ActivityLogFilterSet:
+def _activity_filter(request: ConsoleRequest) -> ActivityLogFilterSet:
     logs = ActivityLog.objects.for_enterprise(request.enterprise)
     return ActivityLogFilterSet(request.GET or None, queryset=logs, request=request)
 
 
 @require_GET
 @console_view
-def activity(request: HttpRequest) -> HttpResponse:
+def activity(request: ConsoleRequest) -> HttpResponse:
     filterset = _activity_filter(request)
     # A bound filter with bad input shows its errors and no rows, never an unfiltered log.
     logs = filterset.qs if filterset.is_valid() or not filterset.is_bound else filterset.qs.none()
@@ -131,7 +133,7 @@ def activity(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @console_view
-def token_usage_csv(request: HttpRequest) -> StreamingHttpResponse:
+def token_usage_csv(request: ConsoleRequest) -> StreamingHttpResponse:
     enterprise = request.enterprise
     table = MonthlyDataTable([])
     return exports.csv_response(
@@ -144,7 +146,7 @@ def token_usage_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 @require_GET
 @console_view
-def activity_csv(request: HttpRequest) -> HttpResponse:
+def activity_csv(request: ConsoleRequest) -> HttpResponse:
     filterset = _activity_filter(request)
     if filterset.is_bound and not filterset.is_valid():
         return HttpResponse(
@@ -163,7 +165,7 @@ def activity_csv(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _users_csv(request: HttpRequest, *, name: str, table: BaseTable) -> StreamingHttpResponse:
+def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> StreamingHttpResponse:
     """The Users page's queryset and filters (?q=&role=&status=), one row per user."""
     users = UserFilter(request.GET, queryset=users_with_usage(request.enterprise)).qs
     return exports.csv_response(
@@ -176,13 +178,13 @@ def _users_csv(request: HttpRequest, *, name: str, table: BaseTable) -> Streamin
 
 @require_GET
 @console_view
-def users_csv(request: HttpRequest) -> StreamingHttpResponse:
+def users_csv(request: ConsoleRequest) -> StreamingHttpResponse:
     return _users_csv(request, name="users", table=UserExportTable([]))
 
 
 @require_GET
 @console_view
-def users_with_tokens_csv(request: HttpRequest) -> StreamingHttpResponse:
+def users_with_tokens_csv(request: ConsoleRequest) -> StreamingHttpResponse:
     # The Users table itself: the same columns and value()s as /org/users/.
     table = UserTable([], pools=pool_totals(request.enterprise))
     return _users_csv(request, name="users-with-tokens", table=table)

@@ -1,37 +1,66 @@
-"""Staff admin for the purchase ledger: add and view only, through tokens.services."""
+"""Staff admin (/staff/) for provisioning: enterprises, their users and the purchase ledger.
+
+Every save is one call to a tokens service (asksage_admin.core.admin_forms): the rules run
+once, under the enterprise lock, and a refusal shows as a form error.
+"""
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseRedirect
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from tokens import services
+from accounts.models import Enterprise, User
+from asksage_admin.core.admin_forms import ServiceAdminMixin, ServiceForm
+from asksage_admin.core.errors import Refused
+from asksage_admin.core.fields import TokenCountField
+from tokens import membership, pool, provisioning
 from tokens.models import TokenPurchase
+from tokens.queries import pool_totals
+
+TIME_ZONES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
-class TokenPurchaseForm(forms.ModelForm):
+class TokenPurchaseForm(ServiceForm):
+    inference_tokens = TokenCountField(
+        allow_negative=True,
+        initial=0,
+        help_text="Monthly inference capacity bought (negative for a correction).",
+    )
+    training_tokens = TokenCountField(
+        allow_negative=True,
+        initial=0,
+        help_text="Lifetime training/embedding tokens bought (negative for a correction).",
+    )
+
     class Meta:
         model = TokenPurchase
         fields = ["enterprise", "inference_tokens", "training_tokens", "purchased_on", "reference"]
         fields += ["note"]
 
-    def clean(self) -> dict:
-        data = super().clean()
-        enterprise = data.get("enterprise")
-        if enterprise is not None and not self.errors:
-            try:
-                services.check_purchase(
-                    enterprise, data.get("inference_tokens") or 0, data.get("training_tokens") or 0
-                )
-            except services.Refused as exc:
-                for name, reason in exc.rows.items():
-                    self.add_error(None if name == "__all__" else name, reason or exc.message)
-        return data
+    def apply(self) -> TokenPurchase:
+        data = self.cleaned_data
+        return pool.record_purchase(
+            actor=self.actor,
+            enterprise=data["enterprise"],
+            inference_tokens=data.get("inference_tokens") or 0,
+            training_tokens=data.get("training_tokens") or 0,
+            reference=data["reference"],
+            purchased_on=data["purchased_on"],
+            note=data.get("note", ""),
+        )
 
 
 @admin.register(TokenPurchase)
-class TokenPurchaseAdmin(admin.ModelAdmin):
+class TokenPurchaseAdmin(ServiceAdminMixin, admin.ModelAdmin):
     """The ledger is append-only: a correction is a new (negative) line, never an edit."""
 
     form = TokenPurchaseForm
@@ -54,33 +83,6 @@ class TokenPurchaseAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
-
-    def save_model(self, request: HttpRequest, obj: TokenPurchase, form, change: bool) -> None:
-        data = form.cleaned_data
-        try:
-            saved = services.record_purchase(
-                actor=request.user,
-                enterprise=data["enterprise"],
-                inference_tokens=data["inference_tokens"],
-                training_tokens=data["training_tokens"],
-                reference=data["reference"],
-                purchased_on=data["purchased_on"],
-                note=data.get("note", ""),
-            )
-        except services.Refused as exc:  # a race with an allocation change since clean()
-            messages.error(request, f"Purchase not recorded: {exc.message}")
-            return
-        # The admin goes on to log and redirect with `obj`: make it the row just written.
-        obj.pk, obj.recorded_by, obj.recorded_at = saved.pk, saved.recorded_by, saved.recorded_at
-        obj._state.adding = False
-
-    def log_addition(self, request: HttpRequest, obj: TokenPurchase, message):
-        return super().log_addition(request, obj, message) if obj.pk else None
-
-    def response_add(self, request: HttpRequest, obj: TokenPurchase, *args, **kwargs):
-        if obj.pk is None:  # refused in save_model: back to the form, the message says why
-            return HttpResponseRedirect(request.get_full_path())
-        return super().response_add(request, obj, *args, **kwargs)
 
 
 class PurchaseInline(admin.TabularInline):
@@ -108,3 +110,243 @@ class PurchaseInline(admin.TabularInline):
     @admin.display(description="Training tokens")
     def training(self, line: TokenPurchase) -> str:
         return f"{line.training_tokens:,}"
+
+
+class EnterpriseAdminForm(ServiceForm):
+    time_zone = forms.ChoiceField(
+        choices=TIME_ZONES,
+        initial="UTC",
+        help_text="Monthly inference usage resets on the 1st of each month in this time zone. "
+        "A change applies to usage reported from then on; recorded months keep their grouping.",
+    )
+    attach_emails = forms.CharField(
+        label="Attach users by email",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 60}),
+        help_text="Paste the emails of registered users: one per line, or separated by commas, "
+        "semicolons or spaces. Everyone is attached or no one is.",
+    )
+    attach_role = forms.ChoiceField(
+        label="Attach them as",
+        choices=User.Role.choices,
+        initial=User.Role.MEMBER,
+    )
+    admins = forms.ModelMultipleChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        widget=FilteredSelectMultiple("admins", is_stacked=False),
+        help_text="Admins manage the enterprise's users and tokens in the console.",
+    )
+    auditors = forms.ModelMultipleChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        widget=FilteredSelectMultiple("auditors", is_stacked=False),
+        help_text="Auditors see everything in the console and change nothing. "
+        "Users chosen in neither list are members.",
+    )
+
+    class Meta:
+        model = Enterprise
+        fields = ["name", "slug", "time_zone"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            people = User.objects.in_enterprise(self.instance).order_by("email")
+            for name, role in (("admins", User.Role.ADMIN), ("auditors", User.Role.AUDITOR)):
+                self.fields[name].queryset = people
+                self.initial[name] = [u.pk for u in people if u.role == role]
+        else:
+            del self.fields["admins"], self.fields["auditors"]
+
+    def apply(self) -> Enterprise:
+        """Create or update, set roles, attach users: one service call each, all or none."""
+        data, actor = self.cleaned_data, self.actor
+        values = {k: data[k] for k in ("name", "slug", "time_zone")}
+        if self.instance.pk:
+            saved = provisioning.update_enterprise(actor=actor, enterprise=self.instance, **values)
+            if "admins" in self.changed_data or "auditors" in self.changed_data:
+                try:
+                    membership.set_roles(
+                        actor=actor,
+                        enterprise=saved,
+                        admins=[u.pk for u in data["admins"]],
+                        auditors=[u.pk for u in data["auditors"]],
+                    )
+                except Refused as exc:
+                    raise Refused(
+                        exc.message, code=exc.code, rows={"admins": exc.message}
+                    ) from None
+        else:
+            saved = provisioning.create_enterprise(actor=actor, **values)
+        emails = membership.split_emails(data.get("attach_emails", ""))
+        self.attached = []
+        if emails:
+            try:
+                self.attached = membership.attach_users(
+                    actor=actor, enterprise=saved, emails=emails, role=data["attach_role"]
+                )
+            except Refused as exc:
+                raise Refused(
+                    exc.message, code=exc.code, rows={"attach_emails": exc.message}
+                ) from None
+        return saved
+
+
+class UsersInline(admin.TabularInline):
+    """Who is attached, read-only: roles are chosen above, allocations in the console."""
+
+    model = User
+    fields = ["email", "full_name", "role", "status", "inference", "embedding"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Users"
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Max Inference Tokens")
+    def inference(self, user: User) -> str:
+        return f"{user.max_inference_tokens:,}"
+
+    @admin.display(description="Max Embedding Tokens")
+    def embedding(self, user: User) -> str:
+        return f"{user.max_embedding_tokens:,}"
+
+
+def _sum_of(field: str) -> Coalesce:
+    lines = (
+        TokenPurchase.objects.filter(enterprise=OuterRef("pk"))
+        .values("enterprise")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(lines, output_field=IntegerField()), 0)
+
+
+@admin.register(Enterprise)
+class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = EnterpriseAdminForm
+    list_display = ["name", "status", "user_count", "purchased_inference", "purchased_training"]
+    list_display += ["time_zone", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["status", "activated_at", "pools", "readiness"]
+    actions = ["activate", "suspend", "reactivate"]
+    inlines = [UsersInline, PurchaseInline]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Enterprise | None = None):
+        if obj is None:
+            users = {
+                "fields": ["attach_emails", "attach_role"],
+                "description": "Admins and auditors can also be chosen after saving.",
+            }
+            return [(None, {"fields": ["name", "slug", "time_zone"]}), ("Users", users)]
+        return [
+            (None, {"fields": ["name", "slug", "time_zone", "status", "activated_at"]}),
+            ("Tokens", {"fields": ["pools", "readiness"]}),
+            ("Users", {"fields": ["attach_emails", "attach_role", "admins", "auditors"]}),
+        ]
+
+    def get_inlines(self, request: HttpRequest, obj: Enterprise | None = None):
+        return self.inlines if obj else []
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Enterprise | None = None):
+        return self.readonly_fields if obj else []
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Enterprise]:
+        users = (
+            User.objects.filter(enterprise=OuterRef("pk"))
+            .values("enterprise")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_users=Coalesce(Subquery(users, output_field=IntegerField()), 0),
+                n_inference=_sum_of("inference_tokens"),
+                n_training=_sum_of("training_tokens"),
+            )
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Users", ordering="n_users")
+    def user_count(self, obj: Enterprise) -> int:
+        return obj.n_users
+
+    @admin.display(description="Purchased inference", ordering="n_inference")
+    def purchased_inference(self, obj: Enterprise) -> str:
+        return f"{obj.n_inference:,}"
+
+    @admin.display(description="Purchased training", ordering="n_training")
+    def purchased_training(self, obj: Enterprise) -> str:
+        return f"{obj.n_training:,}"
+
+    @admin.display(description="Pools")
+    def pools(self, obj: Enterprise) -> SafeString:
+        totals = pool_totals(obj)
+        add_url = reverse("admin:tokens_tokenpurchase_add") + f"?enterprise={obj.pk}"
+        figures = [
+            f"{n:,}"
+            for pool in (totals.inference, totals.training)
+            for n in (pool.purchased, pool.assigned, pool.unassigned)
+        ]
+        return format_html(
+            "Inference: {} purchased · {} assigned · {} unassigned<br>"
+            "Training: {} purchased · {} assigned · {} unassigned<br>"
+            '<a href="{}">Record a purchase or correction</a>',
+            *figures,
+            add_url,
+        )
+
+    @admin.display(description="Activation check")
+    def readiness(self, obj: Enterprise) -> SafeString:
+        problems = provisioning.activation_problems(obj)
+        if not problems:
+            return format_html("{}", "Meets every activation rule.")
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((p,) for p in problems))
+        )
+
+    def save_form(self, request: HttpRequest, form: EnterpriseAdminForm, change: bool):
+        saved = super().save_form(request, form, change)
+        if form.attached:
+            names = ", ".join(u.email for u in form.attached)
+            messages.success(request, f"Attached {len(form.attached)} users: {names}.")
+        if change and "time_zone" in form.changed_data:
+            messages.warning(
+                request,
+                f"Time zone is now {saved.time_zone}. Usage reported from now on is grouped "
+                "into months of this zone; months already recorded keep their grouping.",
+            )
+        return saved
+
+    def _run(self, request: HttpRequest, queryset, change, done: str) -> None:
+        for enterprise in queryset:
+            try:
+                change(actor=request.user, enterprise=enterprise)
+            except Refused as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{enterprise.name} {done}.", messages.SUCCESS)
+
+    @admin.action(description="Activate selected enterprises", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Enterprise]) -> None:
+        self._run(request, queryset, provisioning.activate_enterprise, "activated")
+
+    @admin.action(description="Suspend selected enterprises", permissions=["change"])
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Enterprise]) -> None:
+        self._run(request, queryset, provisioning.suspend_enterprise, "suspended")
+
+    @admin.action(description="Reactivate selected enterprises", permissions=["change"])
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[Enterprise]) -> None:
+        self._run(request, queryset, provisioning.reactivate_enterprise, "reactivated")

@@ -1,11 +1,14 @@
-"""Console forms for users and allocations. They parse input; tokens.services decides."""
+"""Console forms for users and allocations. They parse input into ints; services decide."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 
 from accounts.models import User
-from tokens.services import AllocationChange
+from asksage_admin.core.fields import TokenCountField
+from tokens.pool import AllocationChange
 
 
 class AddUserForm(forms.Form):
@@ -18,23 +21,19 @@ class AddUserForm(forms.Form):
 class AllocationForm(forms.Form):
     """Both allocations of one user; the hidden fields carry the values as loaded."""
 
-    max_inference_tokens = forms.CharField(
+    max_inference_tokens = TokenCountField(
         label="Max Inference Tokens",
-        max_length=30,
         help_text="Per calendar month. At least 200,000 while the user is Paid.",
-        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
     )
-    max_embedding_tokens = forms.CharField(
+    max_embedding_tokens = TokenCountField(
         label="Max Embedding Tokens",
-        max_length=30,
         help_text="Lifetime training/embedding tokens.",
-        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
     )
-    loaded_inference = forms.CharField(widget=forms.HiddenInput)
-    loaded_embedding = forms.CharField(widget=forms.HiddenInput)
+    loaded_inference = TokenCountField(widget=forms.HiddenInput)
+    loaded_embedding = TokenCountField(widget=forms.HiddenInput)
 
     @classmethod
-    def for_user(cls, user: User, data=None) -> AllocationForm:
+    def for_user(cls, user: User, data: Any = None) -> AllocationForm:
         initial = {
             "max_inference_tokens": f"{user.max_inference_tokens:,}",
             "max_embedding_tokens": f"{user.max_embedding_tokens:,}",

@@ -1,18 +1,19 @@
-"""The purchase ledger: what an enterprise bought. Rows are never edited or deleted."""
+"""The purchase ledger (what an enterprise bought; never edited) and invitations to join."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.models import Enterprise
-from metrics.models import AppendOnlyModel
+from accounts.models import Enterprise, User
+from asksage_admin.core.models import AppendOnlyModel, AppendOnlyQuerySet
 
 
-class PurchaseQuerySet(models.QuerySet):
+class PurchaseQuerySet(AppendOnlyQuerySet):
     def totals(self) -> dict[str, int]:
-        """Sums of the ledger; the enterprise's purchased pools (SPEC §3)."""
+        """Sums of the ledger; the enterprise's purchased pools."""
         sums = self.aggregate(
             inference=models.Sum("inference_tokens", default=0),
             training=models.Sum("training_tokens", default=0),
@@ -23,7 +24,7 @@ class PurchaseQuerySet(models.QuerySet):
 class TokenPurchase(AppendOnlyModel):
     """One ledger line. A correction is a new line with negative amounts.
 
-    Written only by tokens.services.record_purchase, which refuses a correction that would
+    Written only by tokens.pool.record_purchase, which refuses a correction that would
     take the purchased pool below what is already assigned.
     """
 
@@ -66,3 +67,26 @@ class TokenPurchase(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.enterprise} {self.reference}"
+
+
+class Invitation(models.Model):
+    """An admin's invitation to join; the person accepts through the emailed link."""
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    # Only the SHA-256 digest of the link's token is stored, like an API key.
+    token_digest = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Registration looks up open invitations by email.
+            models.Index(Lower("email"), name="invitation_email_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.enterprise}"

@@ -1,4 +1,4 @@
-"""The user table of /org/users/ (SPEC §5 Users)."""
+"""The user table of /org/users/."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from accounts.models import User
-from asksage_admin.tables import BaseTable, TokenColumn
+from asksage_admin.core.tables import BaseTable, TokenColumn
 from tokens.queries import PoolTotals
 
 # Allocation column -> (User field, pool name in PoolTotals).

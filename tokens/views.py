@@ -1,78 +1,104 @@
-"""Console pages for users and allocations (/org/users/...).
+"""Console writes for users and allocations, and the invitation page people accept from.
 
-Every view goes through accounts.access.console_view and looks users up with
-get_enterprise_user; every change is one call to tokens.services.
+Every console view goes through accounts.access.console_view and looks users up with
+get_enterprise_user; input is parsed here (forms, the JSON body) and every change is one
+call to a tokens service. The pages that show usage live in metrics.user_views.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_tables2 import RequestConfig
+from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.access import console_view, get_enterprise_user
-from tokens import services
-from tokens.filters import UserFilter
-from tokens.forms import AddUserForm, AllocationForm, RoleForm
-from tokens.queries import pool_totals, users_with_usage
-from tokens.services import AllocationChange, Refused
-from tokens.tables import UserTable
+from accounts.access import ConsoleRequest, console_view, get_enterprise_user
+from asksage_admin.core.errors import Refused, json_error, refusal_response
+from asksage_admin.core.fields import parse_token_count
+from tokens import invitations, membership, pool
+from tokens.forms import AddUserForm, RoleForm
+from tokens.pool import AllocationChange
+from tokens.queries import pool_totals
 
-USERS_PER_PAGE = 25
 # A save carries at most MAX_CHANGES_PER_SAVE small rows; anything bigger is not our page.
 MAX_SAVE_BODY = 200_000
-_STATUS_FOR = {"not_found": 404, "conflict": 409}
 
 
-@require_GET
-@console_view
-def users(request: HttpRequest) -> HttpResponse:
-    enterprise = request.enterprise
-    filters = UserFilter(request.GET, queryset=users_with_usage(enterprise))
-    table = UserTable(filters.qs, pools=pool_totals(enterprise))
-    RequestConfig(request, paginate={"per_page": USERS_PER_PAGE}).configure(table)
-    ctx = {"table": table, "filter": filters, "can_edit": request.user.can_edit_console}
-    return render(request, "tokens/user_list.html", ctx)
+class BadSave(Exception):
+    def __init__(self, message: str, rows: dict[Any, str] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.rows = message, rows or {}
 
 
-def _json_error(status: int, code: str, error: str, rows: dict | None = None) -> JsonResponse:
-    rows = {str(key): reason for key, reason in (rows or {}).items()}
-    return JsonResponse({"ok": False, "code": code, "error": error, "rows": rows}, status=status)
+def _parse_change(row: Any, column: str) -> AllocationChange:
+    """One {"id", "value", "original"} object; `original` is required (conflict detection)."""
+    if not isinstance(row, dict) or isinstance(row.get("id"), bool):
+        raise BadSave("Each change must be an object with id, value and original.")
+    try:
+        user_id = int(row["id"])
+    except (KeyError, TypeError, ValueError):
+        raise BadSave("Each change needs the id of a user.") from None
+    if row.get("original") is None:
+        raise BadSave(
+            "A change is missing the value it was loaded with. Reload the page.",
+            {user_id: "Missing the loaded value."},
+        )
+    try:
+        value = parse_token_count(row.get("value"))
+        original = parse_token_count(row["original"])
+    except ValueError as exc:
+        raise BadSave("Nothing was saved: fix the marked rows.", {user_id: str(exc)}) from None
+    return AllocationChange(user_id, column, value, original)
 
 
-def _read_changes(request: HttpRequest) -> list[AllocationChange] | JsonResponse:
-    """The JSON body {"column": ..., "changes": [{"id", "value", "original"}]} or an error."""
-    if request.content_type != "application/json":
-        return _json_error(415, "unsupported_media_type", "Send the changes as application/json.")
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > MAX_SAVE_BODY:
-        return _json_error(413, "too_large", "Too many changes in one save.")
+def _read_changes(request: HttpRequest) -> list[AllocationChange]:
+    """The JSON body {"column": ..., "changes": [{"id", "value", "original"}]}, parsed."""
     try:
         payload = json.loads(request.body)
-        column, rows = payload["column"], payload["changes"]
-        return [AllocationChange(int(r["id"]), column, r["value"], r["original"]) for r in rows]
-    except (ValueError, KeyError, TypeError):
-        return _json_error(400, "bad_request", "The save request was malformed. Reload the page.")
+    except ValueError:
+        raise BadSave("The save request was malformed. Reload the page.") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("changes"), list):
+        raise BadSave("The save request was malformed. Reload the page.")
+    column = payload.get("column")
+    if column not in pool.COLUMNS:
+        raise BadSave("Only Max Inference Tokens and Max Embedding Tokens can be edited.")
+    changes, rows = [], {}
+    for row in payload["changes"]:
+        try:
+            changes.append(_parse_change(row, column))
+        except BadSave as exc:
+            if not exc.rows:
+                raise
+            rows.update(exc.rows)
+    if rows:
+        raise BadSave("Nothing was saved: fix the marked rows.", rows)
+    return changes
 
 
 @require_POST
 @console_view(write=True)
-def allocations_save(request: HttpRequest) -> JsonResponse:
+def allocations_save(request: ConsoleRequest) -> JsonResponse:
     """Save one column's pending inline edits, all or nothing."""
-    changes = _read_changes(request)
-    if isinstance(changes, JsonResponse):
-        return changes
+    if request.content_type != "application/json":
+        return json_error(415, "unsupported_media_type", "Send the changes as application/json.")
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > MAX_SAVE_BODY:
+        return json_error(413, "too_large", "Too many changes in one save.")
     try:
-        applied = services.set_allocations(
+        changes = _read_changes(request)
+        applied = pool.set_allocations(
             actor=request.user, enterprise=request.enterprise, changes=changes
         )
+    except BadSave as exc:
+        return json_error(400, "bad_request", exc.message, rows=exc.rows)
     except Refused as exc:
-        return _json_error(_STATUS_FOR.get(exc.code, 422), exc.code, exc.message, exc.rows)
+        return refusal_response(exc)
     saved = [{"id": a.user_id, "column": a.column, "old": a.old, "new": a.new} for a in applied]
     noun = "change" if len(saved) == 1 else "changes"
     return JsonResponse(
@@ -87,77 +113,37 @@ def allocations_save(request: HttpRequest) -> JsonResponse:
 
 @require_http_methods(["GET", "POST"])
 @console_view(write=True)
-def user_add(request: HttpRequest) -> HttpResponse:
+def user_add(request: ConsoleRequest) -> HttpResponse:
     form = AddUserForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            outcome = services.add_user(
+            outcome = invitations.add_user(
                 actor=request.user,
                 enterprise=request.enterprise,
                 email=form.cleaned_data["email"],
-                signup_url=request.build_absolute_uri(reverse("accounts:register")),
+                link_for=lambda token: request.build_absolute_uri(
+                    reverse("invitation", args=[token])
+                ),
             )
         except Refused as exc:
             form.add_error("email", exc.message)
         else:
-            if outcome.invited:
-                messages.success(request, f"Invitation sent to {outcome.email}.")
-                return redirect("console:users")
-            messages.success(request, f"{outcome.email} joined {request.enterprise.name}.")
-            return redirect("console:user_detail", user_id=outcome.user.pk)
-    return render(request, "tokens/user_add.html", {"form": form})
-
-
-@require_http_methods(["GET", "POST"])
-def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
-    """One user; without JavaScript, its POST edits the allocations like the table does."""
-    if request.method == "POST":
-        return _save_user_allocation(request, user_id)
-    return _show_user(request, user_id)
-
-
-@console_view
-def _show_user(request: HttpRequest, user_id: int) -> HttpResponse:
-    user = get_enterprise_user(request, user_id)
-    return _render_user(request, user, AllocationForm.for_user(user))
-
-
-def _render_user(
-    request: HttpRequest, user, form: AllocationForm, status: int = 200
-) -> HttpResponse:
-    ctx = {
-        "person": users_with_usage(request.enterprise).get(pk=user.pk),
-        "form": form,
-        "role_form": RoleForm(initial={"role": user.role}),
-        "can_edit": request.user.can_edit_console,
-        "pools": pool_totals(request.enterprise),
-    }
-    return render(request, "tokens/user_detail.html", ctx, status=status)
-
-
-@console_view(write=True)
-def _save_user_allocation(request: HttpRequest, user_id: int) -> HttpResponse:
-    user = get_enterprise_user(request, user_id)
-    form = AllocationForm.for_user(user, request.POST)
-    if form.is_valid():
-        try:
-            applied = services.set_allocations(
-                actor=request.user, enterprise=request.enterprise, changes=form.changes(user)
+            # The same words whoever the address belongs to: the page reveals nothing.
+            messages.success(
+                request,
+                f"Invitation sent to {outcome.email}. They join {request.enterprise.name} "
+                "when they accept it.",
             )
-        except Refused as exc:
-            form.add_error(None, " ".join([exc.message, *map(str, exc.rows.values())]))
-        else:
-            messages.success(request, "Allocation saved." if applied else "Nothing changed.")
-            return redirect("console:user_detail", user_id=user.pk)
-    return _render_user(request, user, form, status=400)
+            return redirect("console:users")
+    return render(request, "tokens/user_add.html", {"form": form})
 
 
 @require_POST
 @console_view(write=True)
-def user_status(request: HttpRequest, user_id: int) -> HttpResponse:
+def user_status(request: ConsoleRequest, user_id: int) -> HttpResponse:
     """Disable (Paid -> Banned) or activate (Banned -> Paid)."""
     user = get_enterprise_user(request, user_id)
-    change = {"disable": services.disable_user, "activate": services.activate_user}
+    change = {"disable": membership.disable_user, "activate": membership.activate_user}
     action = request.POST.get("action", "")
     if action not in change:
         messages.error(request, "Choose disable or activate.")
@@ -173,16 +159,52 @@ def user_status(request: HttpRequest, user_id: int) -> HttpResponse:
 
 @require_POST
 @console_view(write=True)
-def user_role(request: HttpRequest, user_id: int) -> HttpResponse:
+def user_role(request: ConsoleRequest, user_id: int) -> HttpResponse:
     user = get_enterprise_user(request, user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose member, admin or auditor.")
         return redirect("console:user_detail", user_id=user.pk)
     try:
-        user = services.change_role(actor=request.user, user=user, role=form.cleaned_data["role"])
+        user = membership.change_role(actor=request.user, user=user, role=form.cleaned_data["role"])
     except Refused as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{user.email} is now {user.get_role_display().lower()}.")
     return redirect("console:user_detail", user_id=user.pk)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: sign in or register as the invited address, then accept or decline."""
+    found = invitations.open_invitation(token)
+    if not request.user.is_authenticated:
+        here = request.get_full_path()
+        query = urlencode({"next": here, **({"email": found.email} if found else {})})
+        ctx = {"invitation": found, "login_url": f"{reverse('accounts:login')}?{query}"}
+        ctx["register_url"] = f"{reverse('accounts:register')}?{query}"
+        return render(request, "tokens/invitation.html", ctx)
+    if request.method == "POST":
+        decide = {
+            "accept": invitations.accept_invitation,
+            "decline": invitations.decline_invitation,
+        }
+        choice = decide.get(request.POST.get("decision", ""))
+        if choice is None:
+            messages.error(request, "Choose accept or decline.")
+            return redirect("invitation", token=token)
+        try:
+            enterprise = choice(user=request.user, token=token)
+        except Refused as exc:
+            messages.error(request, exc.message)
+            return redirect("invitation", token=token)
+        accepted = choice is invitations.accept_invitation
+        verb = "joined" if accepted else "declined the invitation to"
+        messages.success(request, f"You {verb} {enterprise.name}.")
+        return redirect("settings")
+    ctx = {
+        "invitation": found,
+        "for_someone_else": bool(found and found.email != request.user.email),
+    }
+    return render(request, "tokens/invitation.html", ctx)

@@ -1,4 +1,4 @@
-// Inline editing of allocations on /org/users/ (SPEC §3).
+// Inline editing of allocations on /org/users/.
 // Double-click a Max Inference Tokens or Max Embedding Tokens cell, type, Enter (or click
 // outside) confirms, Escape cancels. Pending edits are marked; "Save Changes" posts one
 // column's edits as JSON with each row's value as loaded, so the server can refuse stale

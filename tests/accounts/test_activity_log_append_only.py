@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from metrics.models import ActivityLog, AppendOnlyError
-from metrics.services import log_activity
+from asksage_admin.core.audit import log_activity
+from asksage_admin.core.models import ActivityLog, AppendOnlyError
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.conf import settings
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 from tests import factories
 
 pytestmark = pytest.mark.django_db

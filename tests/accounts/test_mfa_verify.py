@@ -10,7 +10,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.core import mail
 from django.test import Client
 
 from accounts.models import User
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client
 
 from accounts.models import User
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 from tests import factories
 from tests.factories import PASSWORD
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 
 from accounts.models import User
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 from metrics.queries import add_months, month_start
 from tests import factories
 from tests.metrics.helpers import add_usage, make_purchase

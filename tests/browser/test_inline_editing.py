@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import User
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 from tests import factories
 from tests.tokens.helpers import MIN, buy
 

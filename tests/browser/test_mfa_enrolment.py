@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from metrics.models import ActivityLog
+from asksage_admin.core.models import ActivityLog
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

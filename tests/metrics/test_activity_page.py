@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from metrics.models import ActivityLog
-from metrics.services import log_activity
+from asksage_admin.core.audit import log_activity
+from asksage_admin.core.models import ActivityLog
 from tests import factories
 
 pytestmark = pytest.mark.django_db

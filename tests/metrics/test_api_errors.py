@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from metrics import services
+from metrics import keys
 from metrics.models import UsageEvent
 from tests.metrics.usage_helpers import EVENTS_URL, QUOTA_URL, Api, event, make_key
 
@@ -47,7 +47,7 @@ def test_wrong_key_is_401(api, member, header):
 
 def test_revoked_key_is_401(member):
     key, plaintext = make_key()
-    services.revoke_integration_key(actor=None, key=key)
+    keys.revoke_integration_key(actor=None, key=key)
 
     response = Api(plaintext).events([event("e1", member.email)])
 

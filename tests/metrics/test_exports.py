@@ -11,10 +11,10 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.models import User
+from asksage_admin.core.audit import log_activity
+from asksage_admin.core.models import ActivityLog
 from metrics.exports import neutralise
-from metrics.models import ActivityLog
 from metrics.queries import add_months, month_start
-from metrics.services import log_activity
 from tests import factories
 from tests.metrics.helpers import (
     add_history,

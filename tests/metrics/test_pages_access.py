@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 from django.test import Client
 
-from metrics.models import ActivityLog
-from metrics.services import log_activity
+from asksage_admin.core.audit import log_activity
+from asksage_admin.core.models import ActivityLog
 from tests.metrics.helpers import add_usage
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
-from metrics.quota import next_month, usage_month
-from metrics.services import check_quota
+from metrics.quota import check_quota, next_month, usage_month
 from tests import factories
 from tests.metrics.usage_helpers import Api, event, make_key
 

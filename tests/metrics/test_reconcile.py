@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import F, Sum
 
-from metrics.demo import generate_demo_usage
+from asksage_admin.demo.usage import generate_demo_usage
 from metrics.models import (
     EnterpriseMonthlyUsage,
     MonthlyUsage,

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import User
+from metrics.ingest import record_usage_batch
 from metrics.models import MonthlyUsage, UsageEvent
-from metrics.services import record_usage_batch
 from tests import factories
 from tests.metrics.usage_helpers import make_key
 

@@ -9,7 +9,7 @@ from django.db.models import Sum
 from django.test import Client
 
 from accounts.models import User
-from metrics import services
+from metrics import keys
 from metrics.models import IntegrationKey, MonthlyUsage, UsageEvent, UsageTotal
 
 EVENTS_URL = "/api/v1/usage/events"
@@ -17,7 +17,7 @@ QUOTA_URL = "/api/v1/quota/check"
 
 
 def make_key(name: str = "Chat service") -> tuple[IntegrationKey, str]:
-    return services.create_integration_key(actor=None, name=name)
+    return keys.create_integration_key(actor=None, name=name)
 
 
 def make_users(enterprise, count: int, *, prefix: str = "u", **fields: Any) -> list[User]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from accounts.models import Enterprise, User
-from metrics.models import ActivityLog, MonthlyUsage, UsageTotal
+from asksage_admin.core.models import ActivityLog
+from metrics.models import MonthlyUsage, UsageTotal
 from tests import factories
 from tokens.models import TokenPurchase
 

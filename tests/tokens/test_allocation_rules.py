@@ -1,13 +1,17 @@
-"""tokens.services.set_allocations: every rule broken on purpose is refused, nothing changes."""
+"""tokens.pool.set_allocations: every rule broken on purpose is refused, nothing changes.
+
+Text such as "abc" never reaches the service: forms and the JSON endpoint parse it
+(tests/tokens/test_allocations_api.py, test_token_parsing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from accounts.models import User
+from asksage_admin.core.errors import Refused
 from tests import factories
 from tests.tokens.helpers import MIN, buy, logs, people, reload
-from tokens.services import AllocationChange, Refused, set_allocations
+from tokens.pool import AllocationChange, set_allocations
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +44,7 @@ def _refused(actor, enterprise, *changes) -> Refused:
 
 
 def test_raise_within_pool_is_saved_and_logged(org_admin, pool, ann):
-    applied = _save(org_admin, pool, AllocationChange(ann.pk, "inference", "350,000", MIN))
+    applied = _save(org_admin, pool, AllocationChange(ann.pk, "inference", 350_000, MIN))
     assert reload(ann).max_inference_tokens == 350_000
     assert [(a.old, a.new) for a in applied] == [(MIN, 350_000)]
     (log,) = logs("allocation_changed")
@@ -72,22 +76,14 @@ def test_banned_user_can_be_lowered_to_zero(org_admin, pool):
 
 
 def test_negative_value_is_refused(org_admin, pool, ann):
-    error = _refused(org_admin, pool, AllocationChange(ann.pk, "embedding", "-5", 0))
+    error = _refused(org_admin, pool, AllocationChange(ann.pk, "embedding", -5, 0))
     assert error.code == "invalid"
     assert "negative" in error.rows[ann.pk]
     assert reload(ann).max_embedding_tokens == 0
 
 
-@pytest.mark.parametrize("typed", ["abc", "1.5", "2e6", "", "12 34x", 1.5, None, True, [1]])
-def test_non_numeric_value_is_refused(org_admin, pool, ann, typed):
-    error = _refused(org_admin, pool, AllocationChange(ann.pk, "inference", typed, MIN))
-    assert error.code == "invalid"
-    assert "whole number" in error.rows[ann.pk]
-    assert reload(ann).max_inference_tokens == MIN
-
-
 def test_huge_value_is_refused_as_a_typo(org_admin, pool, ann):
-    error = _refused(org_admin, pool, AllocationChange(ann.pk, "inference", "9" * 30, MIN))
+    error = _refused(org_admin, pool, AllocationChange(ann.pk, "inference", 10**16, MIN))
     assert "check the number" in error.rows[ann.pk]
 
 
@@ -127,7 +123,7 @@ def test_one_bad_row_saves_nothing(org_admin, pool, ann, bob):
         org_admin,
         pool,
         AllocationChange(ann.pk, "inference", 300_000, MIN),
-        AllocationChange(bob.pk, "inference", "lots", MIN),
+        AllocationChange(bob.pk, "inference", -1, MIN),
     )
     assert reload(ann).max_inference_tokens == MIN
     assert logs("allocation_changed") == []
@@ -149,7 +145,7 @@ def test_stale_value_is_a_conflict_naming_the_rows(org_admin, pool, ann, bob):
 
 
 def test_other_enterprise_user_is_not_found(org_admin, pool, other_admin):
-    error = _refused(org_admin, pool, AllocationChange(other_admin.pk, "inference", 300_000))
+    error = _refused(org_admin, pool, AllocationChange(other_admin.pk, "inference", 300_000, 0))
     assert error.code == "not_found"
     assert reload(other_admin).max_inference_tokens == 0
 
@@ -165,7 +161,7 @@ def test_same_row_twice_is_refused(org_admin, pool, ann):
 
 
 def test_unknown_column_is_refused(org_admin, pool, ann):
-    error = _refused(org_admin, pool, AllocationChange(ann.pk, "is_staff", 1))
+    error = _refused(org_admin, pool, AllocationChange(ann.pk, "is_staff", 1, 0))
     assert "Only Max Inference Tokens and Max Embedding Tokens" in error.message
 
 

@@ -46,33 +46,34 @@ def test_refused_save_names_rows_and_changes_nothing(org_admin_client, ann):
     response = _post(org_admin_client, "inference", (ann.pk, 150_000, MIN))
     assert response.status_code == 422
     data = response.json()
-    assert (data["ok"], data["code"]) == (False, "minimum")
-    assert "at least 200,000" in data["rows"][str(ann.pk)]
+    assert data["error"]["code"] == "minimum"
+    assert "at least 200,000" in data["error"]["rows"][str(ann.pk)]
     assert reload(ann).max_inference_tokens == MIN
 
 
 def test_above_pool_is_422(org_admin_client, ann):
     response = _post(org_admin_client, "inference", (ann.pk, 1_000_001, MIN))
-    assert (response.status_code, response.json()["code"]) == (422, "over_pool")
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "over_pool")
     assert reload(ann).max_inference_tokens == MIN
 
 
-def test_non_numeric_is_422(org_admin_client, ann):
+def test_non_numeric_is_400_naming_the_row(org_admin_client, ann):
     response = _post(org_admin_client, "embedding", (ann.pk, "a lot", 0))
-    assert response.status_code == 422
-    assert "whole number" in response.json()["rows"][str(ann.pk)]
+    assert response.status_code == 400
+    assert "whole number" in response.json()["error"]["rows"][str(ann.pk)]
 
 
-def test_negative_is_422(org_admin_client, ann):
+def test_negative_is_400(org_admin_client, ann):
     response = _post(org_admin_client, "embedding", (ann.pk, -1, 0))
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert "negative" in response.json()["error"]["rows"][str(ann.pk)]
     assert reload(ann).max_embedding_tokens == 0
 
 
 def test_stale_value_is_409(org_admin_client, ann):
     User.objects.filter(pk=ann.pk).update(max_inference_tokens=250_000)
     response = _post(org_admin_client, "inference", (ann.pk, 300_000, MIN))
-    assert (response.status_code, response.json()["code"]) == (409, "conflict")
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "conflict")
     assert reload(ann).max_inference_tokens == 250_000
 
 
@@ -102,7 +103,10 @@ def test_anonymous_is_sent_to_login(client, ann):
 
 def test_form_encoded_body_is_415(org_admin_client, ann):
     response = org_admin_client.post(URL, {"column": "inference"})
-    assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
+    assert (response.status_code, response.json()["error"]["code"]) == (
+        415,
+        "unsupported_media_type",
+    )
 
 
 @pytest.mark.parametrize(
@@ -116,7 +120,7 @@ def test_form_encoded_body_is_415(org_admin_client, ann):
 )
 def test_malformed_body_is_400(org_admin_client, ann, body):
     response = org_admin_client.post(URL, body, content_type="application/json")
-    assert (response.status_code, response.json()["code"]) == (400, "bad_request")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
 
 
 def test_oversized_body_is_413(org_admin_client, ann):
@@ -134,4 +138,28 @@ def test_csrf_token_is_required(org_admin, ann):
     client = factories.verified_client(org_admin)
     client.handler.enforce_csrf_checks = True
     assert _post(client, "inference", (ann.pk, 300_000, MIN)).status_code == 403
+    assert reload(ann).max_inference_tokens == MIN
+
+
+@pytest.mark.parametrize("original", [None, "missing"])
+def test_missing_loaded_value_is_400_naming_the_row(org_admin_client, ann, original):
+    """Without the loaded value a save could overwrite someone else's: refused, not skipped."""
+    ann.max_inference_tokens = 300_000
+    ann.save(update_fields=["max_inference_tokens"])  # another admin's save
+    change = {"id": ann.pk, "value": "400,000"}
+    if original is None:
+        change["original"] = None
+    body = json.dumps({"column": "inference", "changes": [change]})
+    response = org_admin_client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert str(ann.pk) in response.json()["error"]["rows"]
+    assert reload(ann).max_inference_tokens == 300_000
+
+
+@pytest.mark.parametrize("typed", ["٣٠٠٠٠٠", "9" * 5000, "1e6"])
+def test_exotic_numbers_are_400_with_a_clear_message(org_admin_client, ann, typed):
+    response = _post(org_admin_client, "inference", (ann.pk, typed, MIN))
+    assert response.status_code == 400
+    message = response.json()["error"]["rows"][str(ann.pk)]
+    assert "whole number" in message and "4300" not in message
     assert reload(ann).max_inference_tokens == MIN

@@ -14,10 +14,11 @@ import pytest
 from django.db import connection
 
 from accounts.models import User
+from asksage_admin.core.errors import Refused
 from tests import factories
 from tests.tokens.helpers import MIN, buy, people
+from tokens.pool import AllocationChange, record_purchase, set_allocations
 from tokens.queries import pool_totals
-from tokens.services import AllocationChange, Refused, record_purchase, set_allocations
 
 pytestmark = [pytest.mark.postgres]
 THREADS = 8

@@ -1,4 +1,4 @@
-"""The Dashboard's token block (SPEC §5): purchased, assigned and unassigned per pool."""
+"""The Dashboard's token block: purchased, assigned and unassigned per pool."""
 
 from __future__ import annotations
 

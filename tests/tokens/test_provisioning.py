@@ -1,14 +1,14 @@
-"""Provisioning rules (SPEC §2): create, attach, roles, activate, suspend, reactivate."""
+"""Provisioning rules: create, attach, roles, activate, suspend, reactivate."""
 
 from __future__ import annotations
 
 import pytest
 
 from accounts.models import Enterprise, User
+from asksage_admin.core.errors import Refused
 from tests import factories
 from tests.tokens.helpers import MIN, buy, logs, people, reload
-from tokens import services
-from tokens.services import Refused
+from tokens import membership, provisioning
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def _ready(enterprise, users: int = 4, inference: int = 2_000_000) -> list[User]
 
 def _refused_activation(staff_user, enterprise) -> Refused:
     with pytest.raises(Refused) as info:
-        services.activate_enterprise(actor=staff_user, enterprise=enterprise)
+        provisioning.activate_enterprise(actor=staff_user, enterprise=enterprise)
     assert reload_enterprise(enterprise).status == Enterprise.Status.PENDING
     return info.value
 
@@ -38,7 +38,7 @@ def reload_enterprise(enterprise) -> Enterprise:
 
 
 def test_create_enterprise_is_pending_and_logged(staff_user):
-    created = services.create_enterprise(
+    created = provisioning.create_enterprise(
         actor=staff_user, name="Hooli", slug="hooli", time_zone="Europe/Paris"
     )
     assert (created.status, created.time_zone) == (Enterprise.Status.PENDING, "Europe/Paris")
@@ -48,13 +48,15 @@ def test_create_enterprise_is_pending_and_logged(staff_user):
 
 def test_create_enterprise_with_unknown_time_zone_is_refused(staff_user):
     with pytest.raises(Refused) as info:
-        services.create_enterprise(actor=staff_user, name="Hooli", slug="hooli", time_zone="Mars")
+        provisioning.create_enterprise(
+            actor=staff_user, name="Hooli", slug="hooli", time_zone="Mars"
+        )
     assert "time_zone" in info.value.rows
     assert not Enterprise.objects.filter(slug="hooli").exists()
 
 
 def test_update_enterprise_logs_old_and_new(staff_user, pending):
-    services.update_enterprise(actor=staff_user, enterprise=pending, time_zone="Asia/Tokyo")
+    provisioning.update_enterprise(actor=staff_user, enterprise=pending, time_zone="Asia/Tokyo")
     assert reload_enterprise(pending).time_zone == "Asia/Tokyo"
     (log,) = logs("enterprise_updated")
     assert (log.old_value, log.new_value) == ({"time_zone": "UTC"}, {"time_zone": "Asia/Tokyo"})
@@ -62,12 +64,12 @@ def test_update_enterprise_logs_old_and_new(staff_user, pending):
 
 def test_pasted_emails_are_split_in_any_shape():
     text = "Ann@x.org, bob@x.org;\n  carol@x.org\t<dan@x.org>\nann@x.org"
-    assert services.split_emails(text) == ["ann@x.org", "bob@x.org", "carol@x.org", "dan@x.org"]
+    assert membership.split_emails(text) == ["ann@x.org", "bob@x.org", "carol@x.org", "dan@x.org"]
 
 
 def test_attach_registered_users(staff_user, pending):
     ann, bob = factories.make_user("ann@x.org"), factories.make_user("bob@x.org")
-    services.attach_users(
+    membership.attach_users(
         actor=staff_user, enterprise=pending, emails=["ann@x.org", "bob@x.org"], role="admin"
     )
     assert {(u.enterprise, u.role) for u in (reload(ann), reload(bob))} == {(pending, "admin")}
@@ -78,7 +80,7 @@ def test_attach_registered_users(staff_user, pending):
 def test_attach_with_unregistered_email_attaches_nobody(staff_user, pending):
     ann = factories.make_user("ann@x.org")
     with pytest.raises(Refused) as info:
-        services.attach_users(
+        membership.attach_users(
             actor=staff_user, enterprise=pending, emails=["ann@x.org", "ghost@x.org"]
         )
     assert "not registered" in info.value.rows["ghost@x.org"]
@@ -88,7 +90,7 @@ def test_attach_with_unregistered_email_attaches_nobody(staff_user, pending):
 
 def test_attach_user_of_another_enterprise_is_refused(staff_user, pending, other_admin):
     with pytest.raises(Refused) as info:
-        services.attach_users(actor=staff_user, enterprise=pending, emails=[other_admin.email])
+        membership.attach_users(actor=staff_user, enterprise=pending, emails=[other_admin.email])
     assert "another enterprise" in info.value.rows[other_admin.email]
     assert reload(other_admin).enterprise != pending
 
@@ -96,7 +98,7 @@ def test_attach_user_of_another_enterprise_is_refused(staff_user, pending, other
 def test_attach_to_active_enterprise_gives_the_minimum(staff_user, enterprise):
     buy(enterprise, 1_000_000)
     ann = factories.make_user("ann@x.org")
-    services.attach_users(actor=staff_user, enterprise=enterprise, emails=["ann@x.org"])
+    membership.attach_users(actor=staff_user, enterprise=enterprise, emails=["ann@x.org"])
     assert reload(ann).max_inference_tokens == MIN
 
 
@@ -104,14 +106,14 @@ def test_attach_to_active_enterprise_without_room_is_refused(staff_user, enterpr
     buy(enterprise, 100_000)
     ann = factories.make_user("ann@x.org")
     with pytest.raises(Refused) as info:
-        services.attach_users(actor=staff_user, enterprise=enterprise, emails=["ann@x.org"])
+        membership.attach_users(actor=staff_user, enterprise=enterprise, emails=["ann@x.org"])
     assert info.value.code == "over_pool"
     assert reload(ann).enterprise is None
 
 
 def test_set_roles_logs_each_change(staff_user, pending):
     a, b, c = people(pending, 3, inference=0)
-    services.set_roles(actor=staff_user, enterprise=pending, admins=[a.pk], auditors=[b.pk])
+    membership.set_roles(actor=staff_user, enterprise=pending, admins=[a.pk], auditors=[b.pk])
     assert [reload(u).role for u in (a, b, c)] == ["admin", "auditor", "member"]
     assert {(log.target, log.new_value["role"]) for log in logs("role_changed")} == {
         (a.email, "admin"),
@@ -121,7 +123,7 @@ def test_set_roles_logs_each_change(staff_user, pending):
 
 def test_set_roles_cannot_leave_active_enterprise_without_admin(staff_user, org_admin, member):
     with pytest.raises(Refused) as info:
-        services.set_roles(
+        membership.set_roles(
             actor=staff_user, enterprise=org_admin.enterprise, admins=[], auditors=[member.pk]
         )
     assert info.value.code == "last_admin"
@@ -133,7 +135,7 @@ def test_activation_gives_each_paid_user_the_minimum(staff_user, pending):
     keeps = factories.make_user(enterprise=pending, inference=300_000)
     banned = factories.make_user(enterprise=pending, status=User.Status.BANNED)
     buy(pending, 1_000_000, ref="PO-2")  # six users need 3,000,000 purchased
-    services.activate_enterprise(actor=staff_user, enterprise=pending)
+    provisioning.activate_enterprise(actor=staff_user, enterprise=pending)
     assert reload_enterprise(pending).status == Enterprise.Status.ACTIVE
     assert reload_enterprise(pending).activated_at is not None
     assert {reload(u).max_inference_tokens for u in members} == {MIN}
@@ -179,15 +181,15 @@ def test_refused_activation_is_logged_and_changes_nothing(staff_user, pending):
 
 def test_active_enterprise_cannot_be_activated_again(staff_user, enterprise):
     with pytest.raises(Refused) as info:
-        services.activate_enterprise(actor=staff_user, enterprise=enterprise)
+        provisioning.activate_enterprise(actor=staff_user, enterprise=enterprise)
     assert info.value.code == "state"
 
 
 def test_suspend_and_reactivate(staff_user, enterprise):
     _ready(enterprise)
-    services.suspend_enterprise(actor=staff_user, enterprise=enterprise)
+    provisioning.suspend_enterprise(actor=staff_user, enterprise=enterprise)
     assert reload_enterprise(enterprise).status == "suspended"
-    services.reactivate_enterprise(actor=staff_user, enterprise=enterprise)
+    provisioning.reactivate_enterprise(actor=staff_user, enterprise=enterprise)
     assert reload_enterprise(enterprise).status == "active"
     assert [log.new_value for log in logs("enterprise_suspended")] == [{"status": "suspended"}]
     assert [log.old_value for log in logs("enterprise_reactivated")] == [{"status": "suspended"}]
@@ -195,14 +197,14 @@ def test_suspend_and_reactivate(staff_user, enterprise):
 
 def test_suspend_pending_enterprise_is_refused(staff_user, pending):
     with pytest.raises(Refused):
-        services.suspend_enterprise(actor=staff_user, enterprise=pending)
+        provisioning.suspend_enterprise(actor=staff_user, enterprise=pending)
     assert reload_enterprise(pending).status == "pending"
 
 
 def test_reactivation_checks_the_activation_rules(staff_user, enterprise):
     _ready(enterprise, users=3)
-    services.suspend_enterprise(actor=staff_user, enterprise=enterprise)
+    provisioning.suspend_enterprise(actor=staff_user, enterprise=enterprise)
     with pytest.raises(Refused) as info:
-        services.reactivate_enterprise(actor=staff_user, enterprise=enterprise)
+        provisioning.reactivate_enterprise(actor=staff_user, enterprise=enterprise)
     assert "at least 4" in info.value.message
     assert reload_enterprise(enterprise).status == "suspended"

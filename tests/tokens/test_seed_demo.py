@@ -7,8 +7,8 @@ from django.core.management import call_command
 
 from accounts.models import Enterprise, User
 from tokens.models import TokenPurchase
+from tokens.provisioning import activation_problems
 from tokens.queries import pool_totals
-from tokens.services import activation_problems
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import User
+from metrics.user_usage import usage_months
 from tests import factories
 from tests.tokens.helpers import MIN, buy, logs, reload, usage
-from tokens.queries import usage_months
 
 pytestmark = pytest.mark.django_db
 

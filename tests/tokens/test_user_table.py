@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
+from metrics.user_usage import usage_months
 from tests import factories
 from tests.tokens.helpers import MIN, buy, people, usage
-from tokens.queries import usage_months
 
 pytestmark = pytest.mark.django_db
 URL = "/org/users/"

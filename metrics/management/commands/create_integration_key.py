@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from metrics.services import create_integration_key
+from metrics.keys import create_integration_key
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""The "Sales" group: exactly what provisioning in /staff/ needs (SPEC §2).
+"""The "Sales" group: exactly what provisioning in /staff/ needs.
 
 Create and edit enterprises (attach users, choose admins and auditors, activate, suspend),
 look up registered users, record purchase lines. No delete anywhere, no user edits, no
@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
         ("accounts", "0001_initial"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("tokens", "0002_purchase_reference"),
+        ("tokens", "0001_initial"),
     ]
 
     operations = [migrations.RunPython(create_sales_group, remove_sales_group)]

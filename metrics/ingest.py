@@ -1,29 +1,24 @@
-"""Write rules for usage and the activity log. Every audited write calls log_activity.
+"""Usage ingestion: a batch of events becomes ledger rows and roll-up increments at once.
 
-Also: integration keys (create, revoke, authenticate), usage ingestion (record_usage_batch)
-and quota decisions (check_quota), which the API, Django admin and commands all call.
+Validation happens in Python; one transaction then inserts the events (the unique
+idempotency index decides duplicates, even between concurrent batches) and adds their
+tokens to the roll-ups, so the roll-ups always reconcile with the ledger.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Enterprise, User
-from asksage_admin.middleware import current_request_meta
+from accounts.models import User
+from metrics.keys import log_key_use
 from metrics.models import (
-    ActivityLog,
     EnterpriseMonthlyUsage,
     IntegrationKey,
     MonthlyUsage,
@@ -31,170 +26,13 @@ from metrics.models import (
     UsageKind,
     UsageTotal,
 )
-from metrics.quota import next_month, usage_month, usage_snapshot
+from metrics.quota import MAX_EVENT_TOKENS, UsageRequestError, usage_month
 
-
-def log_activity(
-    *,
-    actor: User | None,
-    action: str,
-    enterprise: Enterprise | None = None,
-    target: str = "",
-    old: Any = None,
-    new: Any = None,
-    actor_email: str = "",
-) -> ActivityLog:
-    """Append one activity-log row, inside the caller's transaction when there is one.
-
-    IP address and request id come from the request being served (RequestContextMiddleware);
-    management commands and tests leave them empty.
-    """
-    meta = current_request_meta()
-    if enterprise is None and actor is not None and actor.enterprise_id is not None:
-        enterprise = actor.enterprise
-    with transaction.atomic():
-        return ActivityLog.objects.create(
-            actor=actor if actor is not None and actor.pk else None,
-            actor_email=(actor.email if actor is not None else actor_email)[:254],
-            enterprise=enterprise,
-            action=action,
-            target=str(target)[:254],
-            old_value=old,
-            new_value=new,
-            ip_address=meta.ip_address if meta else None,
-            request_id=meta.request_id if meta else "",
-        )
-
-
-# --- Integration keys -------------------------------------------------------------------
-
-KEY_PREFIX = "ask_"
-# last_used_at is a "recently used" hint, not a counter: writing it on every request would
-# turn each API call into an extra UPDATE on one hot row.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-# "API key used" rows: at most one per key and enterprise per hour, so the log records
-# that an integration reports for an enterprise without growing with every request.
-KEY_USE_LOG_INTERVAL = timedelta(hours=1)
-
-
-def _key_digest(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@transaction.atomic
-def create_integration_key(*, actor: User | None, name: str) -> tuple[IntegrationKey, str]:
-    """Create a key and return it with its plaintext, which is never stored or shown again."""
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": "A key needs a name."})
-    if len(name) > IntegrationKey._meta.get_field("name").max_length:
-        raise ValidationError({"name": "A key name is at most 100 characters."})
-    if IntegrationKey.objects.filter(name=name).exists():
-        raise ValidationError({"name": f"A key named {name!r} already exists."})
-    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = IntegrationKey.objects.create(
-        name=name,
-        prefix=plaintext[: IntegrationKey._meta.get_field("prefix").max_length],
-        digest=_key_digest(plaintext),
-        created_by=actor if actor is not None and actor.pk else None,
-    )
-    log_activity(
-        actor=actor,
-        action=ActivityLog.Action.API_KEY_CREATED,
-        target=str(key),
-        new={"name": key.name, "prefix": key.prefix},
-        actor_email="" if actor else "command line",
-    )
-    return key, plaintext
-
-
-@transaction.atomic
-def revoke_integration_key(*, actor: User | None, key: IntegrationKey) -> bool:
-    """Revoke a key for good; False when it was already revoked (nothing logged)."""
-    # Lock so two staff clicking Revoke at once write one log row, not two.
-    locked = IntegrationKey.objects.select_for_update().get(pk=key.pk)
-    if locked.revoked_at is not None:
-        key.revoked_at = locked.revoked_at
-        return False
-    locked.revoked_at = key.revoked_at = timezone.now()
-    locked.save(update_fields=["revoked_at"])
-    log_activity(
-        actor=actor,
-        action=ActivityLog.Action.API_KEY_REVOKED,
-        target=str(locked),
-        old={"revoked": False},
-        new={"revoked": True},
-        actor_email="" if actor else "command line",
-    )
-    return True
-
-
-def authenticate_key(plaintext: str) -> IntegrationKey | None:
-    """The active key with this plaintext, or None (unknown, malformed or revoked)."""
-    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
-        return None
-    digest = _key_digest(plaintext)
-    try:
-        key = IntegrationKey.objects.get(digest=digest)
-    except IntegrationKey.DoesNotExist:
-        return None
-    # The lookup is by digest; compare_digest keeps the final check constant-time anyway.
-    if not hmac.compare_digest(key.digest, digest) or not key.is_active:
-        return None
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-        IntegrationKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
-    return key
-
-
-def _log_key_use(key: IntegrationKey, enterprise_ids: set[int], **new: Any) -> None:
-    """One "API key used" row per enterprise per KEY_USE_LOG_INTERVAL (one query when quiet)."""
-    if not enterprise_ids:
-        return
-    since = timezone.now() - KEY_USE_LOG_INTERVAL
-    target = str(key)
-    # Uses activity_action_time_idx (enterprise, action, created_at). Two concurrent
-    # batches may both log; "about once an hour" is all the log needs.
-    logged = set(
-        ActivityLog.objects.filter(
-            enterprise_id__in=enterprise_ids,
-            action=ActivityLog.Action.API_KEY_USED,
-            created_at__gte=since,
-            target=target,
-        ).values_list("enterprise_id", flat=True)
-    )
-    for enterprise_id in sorted(enterprise_ids - logged):
-        log_activity(
-            actor=None,
-            actor_email=f"API key {key.name}"[:254],
-            action=ActivityLog.Action.API_KEY_USED,
-            enterprise=Enterprise(pk=enterprise_id),
-            target=target,
-            new=new or None,
-        )
-
-
-# --- Usage ingestion --------------------------------------------------------------------
-
-# Far above any real request, and low enough that 1,000 of them cannot overflow a BIGINT.
-MAX_EVENT_TOKENS = 10**12
 # Integrations' clocks may run a little ahead; anything further out is a bug, not usage.
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_EVENT_ID_LENGTH = UsageEvent._meta.get_field("event_id").max_length
 MAX_MODEL_LENGTH = UsageEvent._meta.get_field("model").max_length
-
-
-class UsageRequestError(ValueError):
-    """A whole request the usage rules refuse (as opposed to one rejected event)."""
-
-    def __init__(self, code: str, message: str, *, field: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
 
 
 @dataclass
@@ -409,7 +247,7 @@ def _store(
         results[e.index] = EventResult(
             index=e.index, id=e.event_id, status="recorded", overage=over
         )
-    _log_key_use(
+    log_key_use(
         integration,
         {row.user.enterprise_id for row in inserted},
         endpoint="usage/events",
@@ -564,87 +402,3 @@ def _insert(
 def _as_date(value: date | str) -> date:
     # Raw cursors return DATE as a date on PostgreSQL and as text on SQLite.
     return value if isinstance(value, date) else date.fromisoformat(value)
-
-
-# --- Quota decisions ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QuotaDecision:
-    decision: str  # allowed | denied
-    reason: str
-    remaining: int
-    resets_at: date | None
-    time_zone: str | None = None
-
-    @property
-    def allowed(self) -> bool:
-        return self.decision == "allowed"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "decision": self.decision,
-            "reason": self.reason,
-            "remaining": self.remaining,
-            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
-            "time_zone": self.time_zone,
-        }
-
-
-def check_quota(
-    *,
-    user_email: str,
-    kind: str,
-    tokens: int,
-    integration: IntegrationKey | None = None,
-    now: datetime | None = None,
-) -> QuotaDecision:
-    """May this user spend `tokens` of `kind` now? Reads the roll-ups, never the ledger.
-
-    Order of reasons: unknown_user, no_enterprise, banned, enterprise_pending,
-    enterprise_suspended, quota_exhausted (nothing left), insufficient_quota (some left,
-    not enough). Status denials report remaining 0: nothing may be spent.
-    """
-    if kind not in UsageKind.values:
-        raise UsageRequestError(
-            "invalid", f"kind must be one of {', '.join(UsageKind.values)}.", field="kind"
-        )
-    if isinstance(tokens, bool) or not isinstance(tokens, int):
-        raise UsageRequestError("invalid", "tokens must be a whole number.", field="tokens")
-    if not 0 < tokens <= MAX_EVENT_TOKENS:
-        raise UsageRequestError(
-            "invalid", f"tokens must be between 1 and {MAX_EVENT_TOKENS}.", field="tokens"
-        )
-    user = User.objects.filter(email=user_email.strip().lower()).select_related("enterprise")
-    user = user.first()
-    if user is None:
-        return QuotaDecision("denied", "unknown_user", 0, None)
-    enterprise = user.enterprise
-    if enterprise is None:
-        return QuotaDecision("denied", "no_enterprise", 0, None)
-    if integration is not None:
-        _log_key_use(integration, {enterprise.pk}, endpoint="quota/check")
-    now = now or timezone.now()
-    zone = enterprise.time_zone
-    resets_at = None
-    if kind == UsageKind.INFERENCE:
-        resets_at = next_month(usage_month(now, enterprise.tzinfo))
-    reason = _status_denial(user, enterprise)
-    if reason:
-        return QuotaDecision("denied", reason, 0, resets_at, zone)
-    remaining = usage_snapshot(user, now=now).remaining(kind)
-    if remaining == 0:
-        return QuotaDecision("denied", "quota_exhausted", 0, resets_at, zone)
-    if remaining < tokens:
-        return QuotaDecision("denied", "insufficient_quota", remaining, resets_at, zone)
-    return QuotaDecision("allowed", "within_quota", remaining, resets_at, zone)
-
-
-def _status_denial(user: User, enterprise: Enterprise) -> str:
-    if user.is_banned:
-        return "banned"
-    if enterprise.status == Enterprise.Status.PENDING:
-        return "enterprise_pending"
-    if enterprise.status == Enterprise.Status.SUSPENDED:
-        return "enterprise_suspended"
-    return ""

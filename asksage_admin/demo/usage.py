@@ -18,9 +18,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from metrics.ingest import record_usage_batch
+from metrics.keys import create_integration_key
 from metrics.models import IntegrationKey
 from metrics.quota import next_month, usage_month
-from metrics.services import create_integration_key, record_usage_batch
 
 DEMO_KEY_NAME = "Demo platform"
 INFERENCE_MODELS = ("gpt-4o", "claude-3-5-sonnet", "llama-3-70b")

@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Enterprise, User
-from metrics.demo import generate_demo_usage
-from tokens import services as token_services
+from asksage_admin.demo.usage import generate_demo_usage
+from tokens import pool
 
 DEFAULT_PASSWORD = "demo-Passw0rd!"
 ADMIN = "admin@demo-corp.example"
@@ -63,7 +63,7 @@ def seed_tokens(enterprise: Enterprise, *, staff: User, admin: User) -> None:
     known = set(enterprise.purchases.values_list("reference", flat=True))
     for reference, inference, training, note in PURCHASES:
         if reference not in known:
-            token_services.record_purchase(
+            pool.record_purchase(
                 actor=staff,
                 enterprise=enterprise,
                 inference_tokens=inference,
@@ -73,11 +73,11 @@ def seed_tokens(enterprise: Enterprise, *, staff: User, admin: User) -> None:
             )
     users = User.objects.in_enterprise(enterprise).filter(email__in=ALLOCATIONS)
     changes = [
-        token_services.AllocationChange(user.pk, column, value)
+        pool.AllocationChange(user.pk, column, value, getattr(user, pool.COLUMNS[column][0]))
         for user in users
         for column, value in zip(("inference", "embedding"), ALLOCATIONS[user.email], strict=True)
     ]
-    token_services.set_allocations(actor=admin, enterprise=enterprise, changes=changes)
+    pool.set_allocations(actor=admin, enterprise=enterprise, changes=changes)
 
 
 class Command(BaseCommand):
@@ -115,7 +115,7 @@ class Command(BaseCommand):
         self.stdout.write(
             "  Admins, auditors and staff enrol an authenticator app at first sign-in."
         )
-        # Last, so usage lands on the final users and allocations (metrics.demo).
+        # Last, so usage lands on the final users and allocations (asksage_admin.demo.usage).
         usage = generate_demo_usage(enterprise)
         self.stdout.write(
             f"  Usage            : {usage.first_month:%Y-%m} to {usage.last_month:%Y-%m},"

@@ -1,0 +1,130 @@
+"""Integration keys: created and revoked by operators, shown once, stored as a digest.
+
+The key-use log ("API key used", at most hourly per enterprise) lives here too, because
+ingestion and quota checks both report it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Enterprise, User
+from asksage_admin.core.audit import log_activity
+from asksage_admin.core.models import ActivityLog
+from metrics.models import IntegrationKey
+
+KEY_PREFIX = "ask_"
+# last_used_at is a "recently used" hint, not a counter: writing it on every request would
+# turn each API call into an extra UPDATE on one hot row.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+# "API key used" rows: at most one per key and enterprise per hour, so the log records
+# that an integration reports for an enterprise without growing with every request.
+KEY_USE_LOG_INTERVAL = timedelta(hours=1)
+
+
+def _key_digest(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@transaction.atomic
+def create_integration_key(*, actor: User | None, name: str) -> tuple[IntegrationKey, str]:
+    """Create a key and return it with its plaintext, which is never stored or shown again."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A key needs a name."})
+    if len(name) > IntegrationKey._meta.get_field("name").max_length:
+        raise ValidationError({"name": "A key name is at most 100 characters."})
+    if IntegrationKey.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A key named {name!r} already exists."})
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = IntegrationKey.objects.create(
+        name=name,
+        prefix=plaintext[: IntegrationKey._meta.get_field("prefix").max_length],
+        digest=_key_digest(plaintext),
+        created_by=actor if actor is not None and actor.pk else None,
+    )
+    log_activity(
+        actor=actor,
+        action=ActivityLog.Action.API_KEY_CREATED,
+        target=str(key),
+        new={"name": key.name, "prefix": key.prefix},
+        actor_email="" if actor else "command line",
+    )
+    return key, plaintext
+
+
+@transaction.atomic
+def revoke_integration_key(*, actor: User | None, key: IntegrationKey) -> bool:
+    """Revoke a key for good; False when it was already revoked (nothing logged)."""
+    # Lock so two staff clicking Revoke at once write one log row, not two.
+    locked = IntegrationKey.objects.select_for_update().get(pk=key.pk)
+    if locked.revoked_at is not None:
+        key.revoked_at = locked.revoked_at
+        return False
+    locked.revoked_at = key.revoked_at = timezone.now()
+    locked.save(update_fields=["revoked_at"])
+    log_activity(
+        actor=actor,
+        action=ActivityLog.Action.API_KEY_REVOKED,
+        target=str(locked),
+        old={"revoked": False},
+        new={"revoked": True},
+        actor_email="" if actor else "command line",
+    )
+    return True
+
+
+def authenticate_key(plaintext: str) -> IntegrationKey | None:
+    """The active key with this plaintext, or None (unknown, malformed or revoked)."""
+    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
+        return None
+    digest = _key_digest(plaintext)
+    try:
+        key = IntegrationKey.objects.get(digest=digest)
+    except IntegrationKey.DoesNotExist:
+        return None
+    # The lookup is by digest; compare_digest keeps the final check constant-time anyway.
+    if not hmac.compare_digest(key.digest, digest) or not key.is_active:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+        IntegrationKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def log_key_use(key: IntegrationKey, enterprise_ids: set[int], **new: Any) -> None:
+    """One "API key used" row per enterprise per KEY_USE_LOG_INTERVAL (one query when quiet)."""
+    if not enterprise_ids:
+        return
+    since = timezone.now() - KEY_USE_LOG_INTERVAL
+    target = str(key)
+    # Uses activity_action_time_idx (enterprise, action, created_at). Two concurrent
+    # batches may both log; "about once an hour" is all the log needs.
+    logged = set(
+        ActivityLog.objects.filter(
+            enterprise_id__in=enterprise_ids,
+            action=ActivityLog.Action.API_KEY_USED,
+            created_at__gte=since,
+            target=target,
+        ).values_list("enterprise_id", flat=True)
+    )
+    for enterprise_id in sorted(enterprise_ids - logged):
+        log_activity(
+            actor=None,
+            actor_email=f"API key {key.name}"[:254],
+            action=ActivityLog.Action.API_KEY_USED,
+            enterprise=Enterprise(pk=enterprise_id),
+            target=target,
+            new=new or None,
+        )

@@ -1,0 +1,80 @@
+"""The Users page and a user's page: allocations next to usage, so they sit above both.
+
+The allocation edits themselves are tokens services (tokens.views has the JSON save);
+the no-JavaScript form on a user's page posts here and calls the same service.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+from django_tables2 import RequestConfig
+
+from accounts.access import ConsoleRequest, console_view, get_enterprise_user
+from accounts.models import User
+from asksage_admin.core.errors import Refused
+from metrics.user_usage import users_with_usage
+from tokens import pool
+from tokens.filters import UserFilter
+from tokens.forms import AllocationForm, RoleForm
+from tokens.queries import pool_totals
+from tokens.tables import UserTable
+
+USERS_PER_PAGE = 25
+
+
+@require_GET
+@console_view
+def users(request: ConsoleRequest) -> HttpResponse:
+    enterprise = request.enterprise
+    filters = UserFilter(request.GET, queryset=users_with_usage(enterprise))
+    table = UserTable(filters.qs, pools=pool_totals(enterprise))
+    RequestConfig(request, paginate={"per_page": USERS_PER_PAGE}).configure(table)
+    ctx = {"table": table, "filter": filters, "can_edit": request.user.can_edit_console}
+    return render(request, "tokens/user_list.html", ctx)
+
+
+@require_http_methods(["GET", "POST"])
+def user_detail(request: ConsoleRequest, user_id: int) -> HttpResponse:
+    """One user; without JavaScript, its POST edits the allocations like the table does."""
+    if request.method == "POST":
+        return _save_user_allocation(request, user_id)
+    return _show_user(request, user_id)
+
+
+@console_view
+def _show_user(request: ConsoleRequest, user_id: int) -> HttpResponse:
+    user = get_enterprise_user(request, user_id)
+    return _render_user(request, user, AllocationForm.for_user(user))
+
+
+def _render_user(
+    request: ConsoleRequest, user: User, form: AllocationForm, status: int = 200
+) -> HttpResponse:
+    ctx = {
+        "person": users_with_usage(request.enterprise).get(pk=user.pk),
+        "form": form,
+        "role_form": RoleForm(initial={"role": user.role}),
+        "can_edit": request.user.can_edit_console,
+        "pools": pool_totals(request.enterprise),
+    }
+    return render(request, "tokens/user_detail.html", ctx, status=status)
+
+
+@console_view(write=True)
+def _save_user_allocation(request: ConsoleRequest, user_id: int) -> HttpResponse:
+    user = get_enterprise_user(request, user_id)
+    form = AllocationForm.for_user(user, request.POST)
+    if form.is_valid():
+        try:
+            applied = pool.set_allocations(
+                actor=request.user, enterprise=request.enterprise, changes=form.changes(user)
+            )
+        except Refused as exc:
+            form.add_error(None, " ".join([exc.message, *map(str, exc.rows.values())]))
+        else:
+            messages.success(request, "Allocation saved." if applied else "Nothing changed.")
+            return redirect("console:user_detail", user_id=user.pk)
+    return _render_user(request, user, form, status=400)

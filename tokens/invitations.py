@@ -1,0 +1,166 @@
+"""Invitations: an admin invites by email, the person consents by link and joins.
+
+The console never attaches anyone directly; acceptance goes through membership.join, whose
+conditional UPDATE also refuses staff accounts and people of another organization.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Enterprise, User
+from asksage_admin.core.audit import Action, log_activity
+from asksage_admin.core.errors import Refused
+from tokens.membership import join
+from tokens.models import Invitation
+from tokens.pool import MIN_PAID_INFERENCE, refuse_short_pool
+
+INVITATION_LIFETIME = dt.timedelta(days=7)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class InviteOutcome:
+    email: str
+    invitation: Invitation | None
+
+
+def _send_invitation(email: str, enterprise_name: str, inviter: str, link: str) -> None:
+    send_mail(
+        subject=f"You are invited to {enterprise_name} on AskSage",
+        message=(
+            f"{inviter} invited you to join {enterprise_name} on AskSage.\n\n"
+            f"Open this link to accept (valid for {INVITATION_LIFETIME.days} days). If you have "
+            f"no account yet, you can create one from there:\n{link}\n"
+        ),
+        from_email=None,
+        recipient_list=[email],
+    )
+
+
+@transaction.atomic
+def add_user(
+    *, actor: User, enterprise: Enterprise, email: str, link_for: Callable[[str], str]
+) -> InviteOutcome:
+    """Invite a person by email; they join when they accept through the emailed link.
+
+    The outcome reads the same whether or not the address has an account, belongs to
+    another organization or is staff, so the console reveals nothing about other people;
+    only an address that can join gets a working invitation. `link_for(token)` builds the
+    absolute URL of the acceptance page. The email leaves after commit, outside the lock.
+    """
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise Refused("Enter a valid email address.", rows={"email": "Not an email."}) from None
+    locked = Enterprise.objects.lock(enterprise)
+    user = User.objects.filter(email__iexact=email).first()
+    if user is not None and user.enterprise_id == locked.pk:
+        raise Refused(f"{email} is already a user of {locked.name}.", code="state")
+    if locked.is_active:
+        # Checked now too, so the admin hears about a full pool before the person accepts.
+        refuse_short_pool(locked, MIN_PAID_INFERENCE, "A new user")
+    if user is not None and (user.enterprise_id or user.is_staff or user.is_superuser):
+        return InviteOutcome(email, None)
+    now = timezone.now()
+    # A new link replaces any earlier open one for this address.
+    Invitation.objects.filter(
+        enterprise=locked, email__iexact=email, accepted_at__isnull=True, expires_at__gt=now
+    ).update(expires_at=now)
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        enterprise=locked,
+        email=email,
+        token_digest=_digest(token),
+        invited_by=actor,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    log_activity(
+        actor=actor,
+        action=Action.USER_INVITED,
+        enterprise=locked,
+        target=email,
+        new={"expires_at": invitation.expires_at.isoformat()},
+    )
+    link = link_for(token)
+    transaction.on_commit(lambda: _send_invitation(email, locked.name, actor.email, link))
+    return InviteOutcome(email, invitation)
+
+
+def open_invitation(token: str) -> Invitation | None:
+    """The unexpired, unused invitation behind a link token, or None."""
+    if not token:
+        return None
+    return (
+        Invitation.objects.select_related("enterprise")
+        .filter(token_digest=_digest(token), accepted_at__isnull=True)
+        .filter(expires_at__gt=timezone.now())
+        .first()
+    )
+
+
+def _open_for(user: User, token: str) -> Invitation:
+    invitation = open_invitation(token)
+    if invitation is None:
+        raise Refused(
+            "This invitation link is not valid or has expired. Ask the administrator for a new "
+            "one.",
+            code="invalid",
+        )
+    if invitation.email.lower() != user.email.lower():
+        raise Refused(
+            f"This invitation was sent to {invitation.email}, not to {user.email}. Sign in as "
+            f"{invitation.email} to accept it.",
+            code="invalid",
+        )
+    return invitation
+
+
+@transaction.atomic
+def accept_invitation(*, user: User, token: str) -> Enterprise:
+    """The invited person, signed in as the invited address, consents and joins."""
+    invitation = _open_for(user, token)
+    enterprise = Enterprise.objects.lock(invitation.enterprise)
+    # Locked after the enterprise (same order everywhere) so a link is spent only once.
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None or invitation.expires_at <= timezone.now():
+        raise Refused("This invitation was already used or withdrawn.", code="state")
+    join(
+        user,
+        enterprise,
+        User.objects.get(pk=user.pk),
+        role=User.Role.MEMBER,
+        action=Action.USER_ADDED,
+        via="invitation",
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    return enterprise
+
+
+@transaction.atomic
+def decline_invitation(*, user: User, token: str) -> Enterprise:
+    """The invited person says no: the link stops working and the admins see it logged."""
+    invitation = _open_for(user, token)
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now())
+    log_activity(
+        actor=user,
+        action=Action.INVITATION_DECLINED,
+        enterprise=invitation.enterprise,
+        target=user.email,
+    )
+    return invitation.enterprise
