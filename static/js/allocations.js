@@ -216,7 +216,7 @@
             var reason = response.status === 403
               ? "You are not allowed to change allocations."
               : "The server answered " + response.status + "; nothing was saved.";
-            return { ok: false, error: reason, rows: {} };
+            return { error: { message: reason, rows: {} } };
           }
         );
       })
@@ -225,8 +225,9 @@
           applySaved(column, data);
           setStatus(data.message, "ok");
         } else {
-          markRefused(column, data.rows || {});
-          setStatus(data.error, "error");
+          var error = data.error || {};
+          markRefused(column, error.rows || {});
+          setStatus(error.message || "Nothing was saved.", "error");
         }
       })
       .catch(function () {

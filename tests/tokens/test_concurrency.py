@@ -79,8 +79,10 @@ def test_concurrent_raises_never_exceed_the_pool(transactional_db, enterprise, o
         assert statuses == [200] + [422] * (THREADS - 1)
         for status, body in results:
             if status == 422:
-                assert body["code"] == "over_pool"
-                assert "more than the" in body["error"] and "Nothing was saved" in body["error"]
+                error = body["error"]
+                assert error["code"] == "over_pool"
+                assert "more than the" in error["message"]
+                assert "Nothing was saved" in error["message"]
         totals = pool_totals(enterprise)
         assert totals.inference.assigned == THREADS * MIN + RAISE
         assert totals.inference.assigned <= totals.inference.purchased
