@@ -68,5 +68,5 @@ class UserAdmin(DjangoUserAdmin):
             readonly += ["is_staff", "is_superuser", "groups"]
         return readonly
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         return False

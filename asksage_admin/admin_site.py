@@ -13,4 +13,5 @@ class StaffAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         # MFARequiredMiddleware already redirects unverified staff; this is the second lock.
-        return super().has_permission(request) and request.user.is_verified()
+        user = request.user
+        return super().has_permission(request) and user.is_authenticated and user.is_verified()

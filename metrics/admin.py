@@ -6,25 +6,28 @@ plaintext is shown once in a message and the digest is never displayed.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.models import User
 from asksage_admin.core.admin import ReadOnlyAdmin
 from metrics import keys
-from metrics.models import IntegrationKey, ReconcileRun, UsageEvent
+from metrics.models import IntegrationKey, IntegrationKeyQuerySet, ReconcileRun, UsageEvent
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
 
-    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("active", "Active"), ("revoked", "Revoked")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "active":
-            return queryset.active()
+            return cast(IntegrationKeyQuerySet, queryset).active()
         if self.value() == "revoked":
             return queryset.filter(revoked_at__isnull=False)
         return queryset
@@ -43,22 +46,31 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
     def status(self, obj: IntegrationKey) -> str:
         return "active" if obj.is_active else "revoked"
 
-    def get_fields(self, request: HttpRequest, obj: IntegrationKey | None = None):
+    def get_fields(
+        self, request: HttpRequest, obj: IntegrationKey | None = None
+    ) -> tuple[str, ...]:
         return ("name",) if obj is None else self.fields
 
-    def get_readonly_fields(self, request: HttpRequest, obj: IntegrationKey | None = None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: IntegrationKey | None = None
+    ) -> tuple[str, ...]:
         # A key is immutable once issued: revoke it and issue a new one instead.
         return () if obj is None else self.fields
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(
+        self, request: HttpRequest, obj: IntegrationKey | None = None
+    ) -> bool:
         return False  # usage events point at their key; revocation is the way out
 
-    def save_model(self, request: HttpRequest, obj: IntegrationKey, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: IntegrationKey, form: Any, change: bool
+    ) -> None:
         if change:
             return
         # The form already refused a taken name (the model's unique constraint).
         key, plaintext = keys.create_integration_key(
-            actor=request.user, name=form.cleaned_data["name"]
+            actor=cast(User, request.user),  # the staff admin serves signed-in staff only
+            name=form.cleaned_data["name"],
         )
         # The admin goes on to log and redirect with `obj`: make it the created row.
         obj.__dict__.update({f.attname: getattr(key, f.attname) for f in key._meta.concrete_fields})
@@ -70,7 +82,8 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[IntegrationKey]) -> None:
-        revoked = sum(keys.revoke_integration_key(actor=request.user, key=k) for k in queryset)
+        actor = cast(User, request.user)  # the staff admin serves signed-in staff only
+        revoked = sum(keys.revoke_integration_key(actor=actor, key=k) for k in queryset)
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -31,8 +31,8 @@ from metrics.quota import MAX_EVENT_TOKENS, UsageRequestError, usage_month
 # Integrations' clocks may run a little ahead; anything further out is a bug, not usage.
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_EVENT_ID_LENGTH = UsageEvent._meta.get_field("event_id").max_length
-MAX_MODEL_LENGTH = UsageEvent._meta.get_field("model").max_length
+MAX_EVENT_ID_LENGTH = cast(int, UsageEvent._meta.get_field("event_id").max_length)
+MAX_MODEL_LENGTH = cast(int, UsageEvent._meta.get_field("model").max_length)
 
 
 @dataclass
@@ -249,7 +249,7 @@ def _store(
         )
     log_key_use(
         integration,
-        {row.user.enterprise_id for row in inserted},
+        {cast(int, row.user.enterprise_id) for row in inserted},  # rows have an enterprise
         endpoint="usage/events",
     )
 
@@ -332,12 +332,13 @@ def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict
     per_model: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         e, user = row.event, row.user
+        enterprise_id = cast(int, user.enterprise_id)  # rows are only made for enterprise users
         slot = 0 if e.kind == UsageKind.INFERENCE else 1
         monthly[(user.pk, row.month)][slot] += e.tokens
-        monthly[(user.pk, row.month)][2] = user.enterprise_id
+        monthly[(user.pk, row.month)][2] = enterprise_id
         lifetime[user.pk][slot] += e.tokens
-        lifetime[user.pk][2] = user.enterprise_id
-        per_model[(user.enterprise_id, row.month, e.model)][slot] += e.tokens
+        lifetime[user.pk][2] = enterprise_id
+        per_model[(enterprise_id, row.month, e.model)][slot] += e.tokens
 
     adapt_date = connection.ops.adapt_datefield_value
     month_totals = _insert(

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -41,7 +41,7 @@ def create_integration_key(*, actor: User | None, name: str) -> tuple[Integratio
     name = name.strip()
     if not name:
         raise ValidationError({"name": "A key needs a name."})
-    if len(name) > IntegrationKey._meta.get_field("name").max_length:
+    if len(name) > cast(int, IntegrationKey._meta.get_field("name").max_length):
         raise ValidationError({"name": "A key name is at most 100 characters."})
     if IntegrationKey.objects.filter(name=name).exists():
         raise ValidationError({"name": f"A key named {name!r} already exists."})

@@ -168,7 +168,9 @@ def check_quota(
     reason = _status_denial(user, enterprise)
     if reason:
         return QuotaDecision("denied", reason, 0, resets_at, zone)
-    remaining = usage_snapshot(user, now=now).remaining(kind)
+    snapshot = usage_snapshot(user, now=now)
+    assert snapshot is not None  # the user has an enterprise (checked above)
+    remaining = snapshot.remaining(kind)
     if remaining == 0:
         return QuotaDecision("denied", "quota_exhausted", 0, resets_at, zone)
     if remaining < tokens:

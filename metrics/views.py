@@ -146,7 +146,7 @@ def token_usage_csv(request: ConsoleRequest) -> StreamingHttpResponse:
 
 @require_GET
 @console_view
-def activity_csv(request: ConsoleRequest) -> HttpResponse:
+def activity_csv(request: ConsoleRequest) -> HttpResponse | StreamingHttpResponse:
     filterset = _activity_filter(request)
     if filterset.is_bound and not filterset.is_valid():
         return HttpResponse(

@@ -7,6 +7,8 @@ once, under the enterprise lock, and a refusal shows as a form error.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -25,6 +27,18 @@ from asksage_admin.core.fields import TokenCountField
 from tokens import membership, pool, provisioning
 from tokens.models import TokenPurchase
 from tokens.queries import pool_totals
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import InlineModelAdmin, _FieldOpts, _FieldsetSpec
+    from django_stubs_ext import WithAnnotations
+
+    class _EnterpriseCounts(TypedDict):
+        """What EnterpriseAdmin.get_queryset annotates on each row."""
+
+        n_users: int
+        n_inference: int
+        n_training: int
+
 
 TIME_ZONES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -78,10 +92,10 @@ class TokenPurchaseAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_select_related = ["enterprise", "recorded_by"]
     date_hierarchy = "purchased_on"
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: TokenPurchase | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: TokenPurchase | None = None) -> bool:
         return False
 
 
@@ -90,17 +104,17 @@ class PurchaseInline(admin.TabularInline):
 
     model = TokenPurchase
     fields = ["purchased_on", "reference", "inference", "training", "note", "recorded_by"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # a flat list of names
     extra = 0
     can_delete = False
     show_change_link = False
     verbose_name = "purchase line"
     verbose_name_plural = "Purchase ledger"
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
     @admin.display(description="Inference tokens")
@@ -149,12 +163,12 @@ class EnterpriseAdminForm(ServiceForm):
         model = Enterprise
         fields = ["name", "slug", "time_zone"]
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             people = User.objects.in_enterprise(self.instance).order_by("email")
             for name, role in (("admins", User.Role.ADMIN), ("auditors", User.Role.AUDITOR)):
-                self.fields[name].queryset = people
+                cast(forms.ModelMultipleChoiceField, self.fields[name]).queryset = people
                 self.initial[name] = [u.pk for u in people if u.role == role]
         else:
             del self.fields["admins"], self.fields["auditors"]
@@ -198,15 +212,15 @@ class UsersInline(admin.TabularInline):
 
     model = User
     fields = ["email", "full_name", "role", "status", "inference", "embedding"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # a flat list of names
     extra = 0
     can_delete = False
     verbose_name_plural = "Users"
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
     @admin.display(description="Max Inference Tokens")
@@ -240,9 +254,9 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
     actions = ["activate", "suspend", "reactivate"]
     inlines = [UsersInline, PurchaseInline]
 
-    def get_fieldsets(self, request: HttpRequest, obj: Enterprise | None = None):
+    def get_fieldsets(self, request: HttpRequest, obj: Enterprise | None = None) -> _FieldsetSpec:
         if obj is None:
-            users = {
+            users: _FieldOpts = {
                 "fields": ["attach_emails", "attach_role"],
                 "description": "Admins and auditors can also be chosen after saving.",
             }
@@ -253,10 +267,14 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             ("Users", {"fields": ["attach_emails", "attach_role", "admins", "auditors"]}),
         ]
 
-    def get_inlines(self, request: HttpRequest, obj: Enterprise | None = None):
+    def get_inlines(
+        self, request: HttpRequest, obj: Enterprise | None = None
+    ) -> list[type[InlineModelAdmin]] | tuple[type[InlineModelAdmin], ...]:
         return self.inlines if obj else []
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Enterprise | None = None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Enterprise | None = None
+    ) -> list[str] | tuple[str, ...]:
         return self.readonly_fields if obj else []
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Enterprise]:
@@ -276,19 +294,19 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
         )
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
     @admin.display(description="Users", ordering="n_users")
-    def user_count(self, obj: Enterprise) -> int:
+    def user_count(self, obj: WithAnnotations[Enterprise, _EnterpriseCounts]) -> int:
         return obj.n_users
 
     @admin.display(description="Purchased inference", ordering="n_inference")
-    def purchased_inference(self, obj: Enterprise) -> str:
+    def purchased_inference(self, obj: WithAnnotations[Enterprise, _EnterpriseCounts]) -> str:
         return f"{obj.n_inference:,}"
 
     @admin.display(description="Purchased training", ordering="n_training")
-    def purchased_training(self, obj: Enterprise) -> str:
+    def purchased_training(self, obj: WithAnnotations[Enterprise, _EnterpriseCounts]) -> str:
         return f"{obj.n_training:,}"
 
     @admin.display(description="Pools")
@@ -317,7 +335,9 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((p,) for p in problems))
         )
 
-    def save_form(self, request: HttpRequest, form: EnterpriseAdminForm, change: bool):
+    def save_form(
+        self, request: HttpRequest, form: EnterpriseAdminForm, change: bool
+    ) -> Enterprise:
         saved = super().save_form(request, form, change)
         if form.attached:
             names = ", ".join(u.email for u in form.attached)
@@ -330,7 +350,13 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
         return saved
 
-    def _run(self, request: HttpRequest, queryset, change, done: str) -> None:
+    def _run(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Enterprise],
+        change: Callable[..., Enterprise],
+        done: str,
+    ) -> None:
         for enterprise in queryset:
             try:
                 change(actor=request.user, enterprise=enterprise)

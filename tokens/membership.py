@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -138,7 +139,7 @@ def _roles_after(
     unknown = (admins | auditors) - set(users)
     if unknown:
         raise Refused("Only users of this enterprise can be its admins or auditors.")
-    after = {}
+    after: dict[int, tuple[User, str]] = {}
     for pk, user in users.items():
         role = User.Role.MEMBER
         if pk in admins:
@@ -197,7 +198,7 @@ def _apply_role(actor: User, enterprise: Enterprise, user: User, role: str) -> N
 def _locked_member(user: User) -> tuple[Enterprise, User]:
     if user.enterprise_id is None:
         raise Refused(f"{user.email} is not part of an organization.", code="state")
-    enterprise = Enterprise.objects.lock(user.enterprise)
+    enterprise = Enterprise.objects.lock(cast(Enterprise, user.enterprise))  # id checked above
     return enterprise, User.objects.get(pk=user.pk)
 
 

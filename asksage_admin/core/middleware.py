@@ -40,7 +40,7 @@ class RequestContextMiddleware:
         meta = RequestMeta(
             ip_address=request.META.get("REMOTE_ADDR") or None, request_id=request_id
         )
-        request.request_id = request_id
+        request.request_id = request_id  # type: ignore[attr-defined]  # not declared on HttpRequest
         token = _current.set(meta)
         try:
             response = self.get_response(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
 
@@ -16,7 +18,7 @@ class BaseTable(tables.Table):
 class TokenColumn(tables.Column):
     """A whole number of tokens: thousands separators on the page, a plain integer in CSV."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         attrs = kwargs.pop("attrs", {})
         attrs.setdefault("td", {}).setdefault("class", "num")
         attrs.setdefault("th", {}).setdefault("class", "num")

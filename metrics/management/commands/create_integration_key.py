@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from metrics.keys import create_integration_key
 
@@ -11,10 +13,10 @@ from metrics.keys import create_integration_key
 class Command(BaseCommand):
     help = "Create an integration API key. The key is printed once and stored only as a digest."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="A unique name, e.g. the service that will use it.")
 
-    def handle(self, *args, name: str, **options) -> None:
+    def handle(self, *args: Any, name: str, **options: Any) -> None:
         try:
             key, plaintext = create_integration_key(actor=None, name=name)
         except ValidationError as exc:

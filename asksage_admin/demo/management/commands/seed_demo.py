@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from accounts.models import Enterprise, User
@@ -83,13 +85,13 @@ def seed_tokens(enterprise: Enterprise, *, staff: User, admin: User) -> None:
 class Command(BaseCommand):
     help = "Create (or refresh) the Demo Corp enterprise and print how to sign in."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--password", default=DEFAULT_PASSWORD, help="Password for every demo account."
         )
 
     @transaction.atomic
-    def handle(self, *args, password: str, **options) -> None:
+    def handle(self, *args: Any, password: str, **options: Any) -> None:
         enterprise, _ = Enterprise.objects.update_or_create(
             slug="demo-corp", defaults={"name": "Demo Corp", "status": Enterprise.Status.ACTIVE}
         )
@@ -123,7 +125,14 @@ class Command(BaseCommand):
         )
 
     def _person(
-        self, email: str, name: str, password: str, *, enterprise, role, staff=False
+        self,
+        email: str,
+        name: str,
+        password: str,
+        *,
+        enterprise: Enterprise | None,
+        role: str,
+        staff: bool = False,
     ) -> User:
         user = User.objects.filter(email__iexact=email).first() or User(email=email)
         user.full_name = name

@@ -12,9 +12,10 @@ import hashlib
 import secrets
 import time
 from datetime import date
+from typing import Any
 
 from django.contrib.auth.hashers import make_password
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -43,14 +44,16 @@ def month_starts(today: date, count: int) -> list[date]:
 class Command(BaseCommand):
     help = "Create the benchmark data set (PostgreSQL only). --force replaces an existing one."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--force", action="store_true", help="Delete and recreate scale data.")
         parser.add_argument(
             "--events-per-month", type=int, default=6, help="Per big-enterprise user."
         )
         parser.add_argument("--password", default="bench-Passw0rd!", help="Password of the admins.")
 
-    def handle(self, *args, force: bool, events_per_month: int, password: str, **opts) -> None:
+    def handle(
+        self, *args: Any, force: bool, events_per_month: int, password: str, **opts: Any
+    ) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("seed_large needs PostgreSQL: set DATABASE_URL=postgres://...")
         existing = Enterprise.objects.filter(slug__startswith=PREFIX)
@@ -159,7 +162,7 @@ class Command(BaseCommand):
         return enterprise
 
     def _events(
-        self, key: IntegrationKey, enterprise_ids: list[int], months, per_month: int
+        self, key: IntegrationKey, enterprise_ids: list[int], months: list[date], per_month: int
     ) -> None:
         """Usage with growth over time, a dip every August and a spike three months ago."""
         first = months[0]
