@@ -11,7 +11,6 @@ from metrics.openapi import openapi_document
 from tests import factories
 from tests.metrics.usage_helpers import make_key
 
-
 schema = schemathesis.openapi.from_dict(openapi_document())
 pytestmark = pytest.mark.django_db(transaction=True)
 

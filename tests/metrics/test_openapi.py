@@ -65,15 +65,22 @@ def test_quota_decisions_match_the_schema(member, tokens):
 
 @pytest.mark.parametrize("url", [EVENTS_URL, QUOTA_URL])
 def test_documented_errors_are_reachable_and_match(url, member, settings):
-    """Every documented client error of each operation, produced for real (429/503: their own tests)."""
+    """Every documented client error of each operation, produced for real.
+
+    429 and 503 (rate limit, database busy) have their own tests.
+    """
     settings.USAGE_MAX_BODY_BYTES = 2048
     api = Api(make_key()[1])
     auth = {"HTTP_AUTHORIZATION": f"Bearer {api.plaintext}"}
-    valid = {"events": [event("e", member.email)]} if url == EVENTS_URL else {
-        "user": member.email,
-        "kind": "inference",
-        "tokens": 1,
-    }
+    valid = (
+        {"events": [event("e", member.email)]}
+        if url == EVENTS_URL
+        else {
+            "user": member.email,
+            "kind": "inference",
+            "tokens": 1,
+        }
+    )
     unprocessable = {"events": []} if url == EVENTS_URL else {**valid, "tokens": 0}
     produced = {
         400: api.post(url, b"{not json"),
