@@ -109,7 +109,18 @@ def _field(payload: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         message = f"{name} is required and must be {_JSON_TYPES[kind]}."
         raise BadRequest(400, "invalid_request", message, field=name)
+    if isinstance(value, str) and not _encodable(value):
+        # JSON may carry lone surrogates ("\udb1e"); no database can store them.
+        raise BadRequest(400, "invalid_request", f"{name} is not valid Unicode text.", field=name)
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @api_view

@@ -170,3 +170,10 @@ def test_quota_check_with_unacceptable_value_is_422(api, member, field, value):
 
     assert_error(response, 422, "invalid")
     assert response.json()["error"]["field"] == field
+
+
+def test_lone_surrogate_in_quota_user_is_400_not_500(api):
+    body = b'{"user": "\\udb1e@acme.test", "kind": "inference", "tokens": 5}'
+    response = api.post(QUOTA_URL, body)
+    assert_error(response, 400, "invalid_request")
+    assert response.json()["error"]["field"] == "user"
