@@ -44,7 +44,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "last_reconcile": ReconcileRun.objects.last_passed(),
     }
     ctx["usage"] = queries.dashboard_usage(enterprise)
-    ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/_pool_summary.html
+    ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
     return render(request, "metrics/dashboard.html", ctx)
 
 
