@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from accounts.models import Enterprise, User
@@ -130,9 +131,15 @@ def attach_users(
 def _roles_after(
     enterprise: Enterprise, admins: Iterable[int], auditors: Iterable[int]
 ) -> dict[int, tuple[User, str]]:
+    """The role of every user whose role may change: the named ones and today's admins and
+    auditors. Everyone else is a member and stays one, so a large enterprise is not loaded."""
     admins, auditors = set(admins), set(auditors)
     both = admins & auditors
-    users = User.objects.in_enterprise(enterprise).in_bulk()
+    users = (
+        User.objects.in_enterprise(enterprise)
+        .filter(Q(pk__in=admins | auditors) | Q(role__in=[User.Role.ADMIN, User.Role.AUDITOR]))
+        .in_bulk()
+    )
     if both:
         emails = ", ".join(users[pk].email for pk in both if pk in users)
         raise Refused(f"A user is either admin or auditor, not both: {emails}.")

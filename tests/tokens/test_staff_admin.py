@@ -325,3 +325,19 @@ def test_saving_without_a_time_zone_change_does_not_warn(staff_client, enterpris
     response = staff_client.post(url, _change_form(staff_client, enterprise), follow=True)
     assert "Time zone is now" not in _messages(response)
     assert logs("enterprise_updated") == []
+
+
+def test_changing_roles_takes_the_same_queries_for_3_or_300_users(staff_client):
+    counts = []
+    for n in (3, 300):
+        enterprise = factories.make_enterprise(f"Size {n}")
+        factories.make_user(f"boss@size{n}.test", enterprise=enterprise, role="admin")
+        newcomer, *_ = people(enterprise, n - 1)
+        url = f"{ENTERPRISES}{enterprise.pk}/change/"
+        data = _change_form(staff_client, enterprise, auditors=newcomer.email)
+        with CaptureQueriesContext(connection) as queries:
+            assert staff_client.post(url, data).status_code == 302
+        counts.append(len(queries))
+        assert reload(newcomer).role == "auditor"
+    assert counts[0] == counts[1]
+    assert len(logs("role_changed")) == 2
