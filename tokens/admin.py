@@ -171,18 +171,15 @@ class EnterpriseAdminForm(ServiceForm):
         return None if all(set(asked[n]) == set(now[n]) for n in asked) else asked
 
     def apply(self) -> Enterprise:
-        """Create or update, set roles, attach users: one service call each, all or none."""
+        """Create or update, attach users, set roles: one service call each, all or none.
+
+        Users are attached before roles are set, so one save can attach someone and make
+        them an admin.
+        """
         data, actor = self.cleaned_data, self.actor
         values = {k: data[k] for k in ("name", "slug", "time_zone")}
         if self.instance.pk:
             saved = provisioning.update_enterprise(actor=actor, enterprise=self.instance, **values)
-            roles = self._roles()
-            if roles is not None:
-                try:
-                    membership.set_roles_by_email(actor=actor, enterprise=saved, **roles)
-                except Refused as exc:
-                    rows = exc.rows or {"admins": exc.message}
-                    raise Refused(exc.message, code=exc.code, rows=rows) from None
         else:
             saved = provisioning.create_enterprise(actor=actor, **values)
         emails = membership.split_emails(data.get("attach_emails", ""))
@@ -196,6 +193,19 @@ class EnterpriseAdminForm(ServiceForm):
                 raise Refused(
                     exc.message, code=exc.code, rows={"attach_emails": exc.message}
                 ) from None
+        roles = self._roles() if self.instance.pk else None
+        if roles is not None:
+            # Someone attached as admin or auditor just now keeps that role unless named.
+            named = {*roles["admins"], *roles["auditors"]}
+            box = {User.Role.ADMIN: "admins", User.Role.AUDITOR: "auditors"}
+            if data["attach_role"] in box:
+                box_name = box[data["attach_role"]]
+                roles[box_name] += [u.email for u in self.attached if u.email not in named]
+            try:
+                membership.set_roles_by_email(actor=actor, enterprise=saved, **roles)
+            except Refused as exc:
+                rows = exc.rows or {"admins": exc.message}
+                raise Refused(exc.message, code=exc.code, rows=rows) from None
         return saved
 
 

@@ -341,3 +341,22 @@ def test_changing_roles_takes_the_same_queries_for_3_or_300_users(staff_client):
         assert reload(newcomer).role == "auditor"
     assert counts[0] == counts[1]
     assert len(logs("role_changed")) == 2
+
+
+def test_one_save_can_attach_someone_and_make_them_admin(sales_client, pending):
+    newcomer = factories.make_user("new.boss@initech.test")
+    url = f"{ENTERPRISES}{pending.pk}/change/"
+    data = _change_form(sales_client, pending, attach_emails=newcomer.email, admins=newcomer.email)
+    assert sales_client.post(url, data).status_code == 302
+    newcomer = reload(newcomer)
+    assert (newcomer.enterprise, newcomer.role) == (pending, "admin")
+    assert len(logs("user_attached")) == len(logs("role_changed")) == 1
+
+
+def test_attaching_as_auditor_while_editing_admins_keeps_the_auditor(sales_client, pending):
+    boss, newcomer = people(pending, 1, inference=0)[0], factories.make_user("eye@initech.test")
+    url = f"{ENTERPRISES}{pending.pk}/change/"
+    attach = {"attach_emails": newcomer.email, "attach_role": "auditor"}
+    data = _change_form(sales_client, pending, admins=boss.email, **attach)
+    assert sales_client.post(url, data).status_code == 302
+    assert (reload(boss).role, reload(newcomer).role) == ("admin", "auditor")
