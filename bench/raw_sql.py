@@ -1,4 +1,4 @@
-"""The raw-SQL ceiling of ingest: the writes metrics.services.record_usage_batch makes,
+"""The raw-SQL ceiling of ingest: the writes metrics.ingest.record_usage_batch makes,
 sent straight to PostgreSQL over psycopg, without HTTP, JSON, Django or validation.
 
 Per batch, in one transaction: look up the users by email, INSERT the events ON CONFLICT

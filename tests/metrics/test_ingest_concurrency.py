@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import random
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.db.models import Sum
 
 from metrics.models import MonthlyUsage, UsageEvent, UsageTotal
+from tests.concurrency import run_together, succeeded
 from tests.metrics.usage_helpers import Api, event, make_key, make_users
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -22,18 +21,8 @@ THREADS = 8
 
 
 def in_threads(work: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
-    """Run work(0..n-1) in n threads released together; each closes its own connection."""
-    barrier = threading.Barrier(threads)
-
-    def run(n: int) -> Any:
-        try:
-            barrier.wait(timeout=30)
-            return work(n)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(run, range(threads)))
+    """work(0..n-1) on n threads released together; fails on any exception."""
+    return succeeded(run_together([functools.partial(work, n) for n in range(threads)]))
 
 
 def test_same_id_sent_from_many_threads_is_counted_once(member):

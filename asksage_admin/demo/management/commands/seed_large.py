@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from asksage_admin.core.models import ActivityLog
 from metrics.models import IntegrationKey
 
 PREFIX = "scale-"
@@ -29,6 +30,7 @@ HUGE_USERS = 100_000
 MONTHS = 24
 MODELS = ["gpt-4o", "claude-3-5-sonnet", "llama-3-70b", "text-embedding-3-large"]
 ADMIN_EMAIL = "admin@scale-big.example"
+ACTIVITY_TABLE = ActivityLog._meta.db_table
 
 
 def month_starts(today: date, count: int) -> list[date]:
@@ -65,15 +67,15 @@ class Command(BaseCommand):
         started = time.monotonic()
         with transaction.atomic():
             key = self._integration_key()
-            password = make_password(password)  # one PBKDF2 hash shared by every scale admin
-            big = self._enterprise("scale-big", "Scale Big Corp", BIG_USERS, password)
+            password_hash = make_password(password)  # one PBKDF2 hash for every scale admin
+            big = self._enterprise("scale-big", "Scale Big Corp", BIG_USERS, password_hash)
             smalls = [
                 self._enterprise(
-                    f"scale-{n:02d}", f"Scale Small {n:02d}", 40 + (n * 37) % 160, password
+                    f"scale-{n:02d}", f"Scale Small {n:02d}", 40 + (n * 37) % 160, password_hash
                 )
                 for n in range(1, SMALL_ENTERPRISES + 1)
             ]
-            huge = self._enterprise("scale-huge", "Scale Huge Corp", HUGE_USERS, password)
+            huge = self._enterprise("scale-huge", "Scale Huge Corp", HUGE_USERS, password_hash)
             months = month_starts(timezone.now().date(), MONTHS)
             self._events(key, [big.pk], months, events_per_month)
             self._events(key, [e.pk for e in smalls], months, 3)
@@ -104,7 +106,7 @@ class Command(BaseCommand):
         with transaction.atomic(), connection.cursor() as cursor:
             for table in tables:
                 cursor.execute(f"DELETE FROM {table} WHERE enterprise_id = ANY(%s)", [ids])  # noqa: S608
-            cursor.execute("DELETE FROM metrics_activitylog WHERE enterprise_id = ANY(%s)", [ids])
+            cursor.execute(f"DELETE FROM {ACTIVITY_TABLE} WHERE enterprise_id = ANY(%s)", [ids])  # noqa: S608
             cursor.execute(
                 "DELETE FROM otp_totp_totpdevice WHERE user_id IN "
                 "(SELECT id FROM accounts_user WHERE enterprise_id = ANY(%s))",
@@ -236,14 +238,14 @@ class Command(BaseCommand):
         actions = ["sign_in", "mfa_verified", "allocation_changed", "export_downloaded", "sign_out"]
         with connection.cursor() as cursor:
             cursor.execute(
-                """
-                INSERT INTO metrics_activitylog (created_at, actor_id, actor_email, enterprise_id,
+                f"""
+                INSERT INTO {ACTIVITY_TABLE} (created_at, actor_id, actor_email, enterprise_id,
                     action, target, old_value, new_value, ip_address, request_id)
                 SELECT now() - (n * interval '10 minutes'), NULL, %(email)s, %(ent)s,
                        (%(actions)s::text[])[1 + n %% 5],
                        'u' || (n %% 9999 + 1) || '@scale-big.example',
                        NULL, NULL, '10.0.0.1', md5(n::text)
                 FROM generate_series(1, 100000) AS n
-                """,
+                """,  # noqa: S608 (the table name is the model's own, not input)
                 {"email": ADMIN_EMAIL, "ent": enterprise.pk, "actions": actions},
             )
