@@ -232,18 +232,15 @@ def _store(
         else:
             first[row.event.event_id] = row
     inserted_ids = _insert_events(integration, sorted(first.values(), key=_event_key), now)
+    # Batch order: overage is decided event by event as they were sent.
     inserted = [row for row in first.values() if row.event.event_id in inserted_ids]
     others = [row for row in first.values() if row.event.event_id not in inserted_ids] + repeats
     _classify(integration, others, results)
     if not inserted:
         return
     monthly, lifetime = _upsert_rollups(inserted)
-    for row in inserted:
-        e, user = row.event, row.user
-        if e.kind == UsageKind.INFERENCE:
-            over = monthly[(user.pk, row.month)] > user.max_inference_tokens
-        else:
-            over = lifetime[user.pk] > user.max_embedding_tokens
+    for row, over in zip(inserted, _overage_flags(inserted, monthly, lifetime), strict=True):
+        e = row.event
         results[e.index] = EventResult(
             index=e.index, id=e.event_id, status="recorded", overage=over
         )
@@ -252,6 +249,42 @@ def _store(
         {row.user.enterprise_id for row in inserted},
         endpoint="usage/events",
     )
+
+
+def _quota_key(row: _Row) -> tuple:
+    """The roll-up an event counts against: monthly inference or lifetime embedding."""
+    if row.event.kind == UsageKind.INFERENCE:
+        return (UsageKind.INFERENCE, row.user.pk, row.month)
+    return (UsageKind.EMBEDDING, row.user.pk)
+
+
+def _overage_flags(
+    rows: list[_Row], monthly: dict[tuple[int, date], int], lifetime: dict[int, int]
+) -> list[bool]:
+    """Per event, in batch order: did the running total pass the user's allocation?
+
+    The upsert returns each roll-up *after* this batch; minus this batch's share it is the
+    total committed before it (the upsert's row lock orders concurrent batches), and from
+    there the events are counted one by one, so only those beyond the cap are overage.
+    """
+    batch_sum: dict[tuple, int] = defaultdict(int)
+    for row in rows:
+        batch_sum[_quota_key(row)] += row.event.tokens
+    running: dict[tuple, int] = {}
+    for key, added in batch_sum.items():
+        after = monthly[key[1:]] if key[0] == UsageKind.INFERENCE else lifetime[key[1]]
+        running[key] = after - added
+    flags = []
+    for row in rows:
+        key = _quota_key(row)
+        running[key] += row.event.tokens
+        cap = (
+            row.user.max_inference_tokens
+            if key[0] == UsageKind.INFERENCE
+            else row.user.max_embedding_tokens
+        )
+        flags.append(running[key] > cap)
+    return flags
 
 
 def _event_key(row: _Row) -> str:

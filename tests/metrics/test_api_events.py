@@ -290,6 +290,54 @@ def test_embedding_overage_is_lifetime(api, enterprise):
     assert response.json()["results"][0]["overage"] is True
 
 
+def test_inference_overage_within_one_batch_flags_only_the_event_past_the_cap(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, inference=1000)
+
+    response = api.events([event("a", user.email, tokens=600), event("b", user.email, tokens=600)])
+
+    assert [r["overage"] for r in response.json()["results"]] == [False, True]
+    assert response.json()["summary"]["overage"] == 1
+
+
+def test_embedding_overage_within_one_batch_flags_only_the_event_past_the_cap(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, embedding=1000)
+    batch = [
+        event("a", user.email, kind="embedding", tokens=600),
+        event("b", user.email, kind="embedding", tokens=600, occurred_at="2026-02-02T00:00:00Z"),
+    ]
+
+    response = api.events(batch)
+
+    assert [r["overage"] for r in response.json()["results"]] == [False, True]
+
+
+def test_overage_in_a_batch_starts_from_the_stored_total(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, inference=1000)
+    api.events([event("a", user.email, tokens=700)])
+    other = factories.make_user("other@acme.test", enterprise=enterprise, inference=1000)
+
+    response = api.events(
+        [
+            event("b", user.email, tokens=300),
+            event("c", other.email, tokens=999),
+            event("d", user.email, tokens=1),
+            event("e", user.email, kind="embedding", tokens=1),
+        ]
+    )
+
+    assert [r["overage"] for r in response.json()["results"]] == [False, False, True, True]
+
+
+def test_duplicates_in_a_batch_do_not_count_towards_overage(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, inference=1000)
+    api.events([event("a", user.email, tokens=600)])
+
+    response = api.events([event("a", user.email, tokens=600), event("b", user.email, tokens=400)])
+
+    assert statuses(response) == ["duplicate", "recorded"]
+    assert response.json()["results"][1]["overage"] is False
+
+
 def test_suspended_enterprise_usage_is_still_recorded(api, member, enterprise):
     Enterprise.objects.filter(pk=enterprise.pk).update(status=Enterprise.Status.SUSPENDED)
 

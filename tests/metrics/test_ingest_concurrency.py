@@ -108,3 +108,20 @@ def test_overlapping_batches_neither_deadlock_nor_lose_tokens(enterprise):
     rolled = UsageTotal.objects.aggregate(i=Sum("inference_tokens"), e=Sum("embedding_tokens"))
     assert rolled["i"] + rolled["e"] == ledger
     call_command("reconcile_usage", stdout=StringIO())
+
+
+def test_concurrent_batches_flag_exactly_the_events_past_the_cap(enterprise):
+    user = make_users(enterprise, 1, max_inference_tokens=1000)[0]
+    _key, plaintext = make_key()
+
+    responses = in_threads(
+        lambda n: Api(plaintext).events(
+            [event(f"t{n}-a", user.email, tokens=300), event(f"t{n}-b", user.email, tokens=300)]
+        )
+    )
+
+    # In commit order the totals run 300, 600 | 900, 1200 | 1500, ...: one batch is under
+    # the cap, one crosses it on its second event, every later one is over from the start.
+    flags = sorted([r["overage"] for r in resp.json()["results"]] for resp in responses)
+    assert flags == [[False, False], [False, True]] + [[True, True]] * (THREADS - 2)
+    assert MonthlyUsage.objects.get(user=user).inference_tokens == THREADS * 600
