@@ -79,10 +79,15 @@ class _Invalid(Exception):
         self.message = message
 
 
-def _text(raw: dict, field: str, *, max_length: int, required: bool = True) -> str:
+def _text(
+    raw: dict, field: str, *, max_length: int, required: bool = True, strip: bool = False
+) -> str:
     value = raw.get(field)
     if value is None and not required:
         return ""
+    if isinstance(value, str) and strip:
+        # " e1" and "e1" are one event: an id padded by a client must not count twice.
+        value = value.strip()
     if not isinstance(value, str) or (required and not value):
         raise _Invalid(field, f"{field} must be a non-empty string.")
     if len(value) > max_length:
@@ -116,8 +121,8 @@ def _parse_occurred_at(raw: dict, now: datetime) -> datetime:
 def _parse_event(index: int, raw: Any, now: datetime) -> _Event:
     if not isinstance(raw, dict):
         raise _Invalid("event", "Each event must be a JSON object.")
-    event_id = _text(raw, "id", max_length=MAX_EVENT_ID_LENGTH)
-    email = _text(raw, "user", max_length=254).strip().lower()
+    event_id = _text(raw, "id", max_length=MAX_EVENT_ID_LENGTH, strip=True)
+    email = _text(raw, "user", max_length=254, strip=True).lower()
     kind = raw.get("kind")
     if kind not in UsageKind.values:
         raise _Invalid("kind", f"kind must be one of {', '.join(UsageKind.values)}.")
@@ -302,7 +307,7 @@ def _insert_events(integration: IntegrationKey, rows: list[_Row], now: datetime)
     received = adapt_dt(now)
     values = [
         (
-            integration.pk,
+            integration.integration_id,
             row.event.event_id,
             row.user.pk,
             row.user.enterprise_id,
@@ -338,7 +343,8 @@ def _classify(
     stored = {
         event_id: content
         for event_id, *content in UsageEvent.objects.filter(
-            integration=integration, event_id__in={row.event.event_id for row in rows}
+            integration_id=integration.integration_id,
+            event_id__in={row.event.event_id for row in rows},
         ).values_list("event_id", "user_id", "kind", "tokens", "occurred_at", "model")
     }
     for row in rows:

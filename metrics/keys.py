@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Enterprise, User
 from asksage_admin.core.audit import log_activity
 from asksage_admin.core.models import ActivityLog
-from metrics.models import IntegrationKey
+from metrics.models import Integration, IntegrationKey
 
 KEY_PREFIX = "ask_"
 # last_used_at is a "recently used" hint, not a counter: writing it on every request would
@@ -36,37 +36,62 @@ def _key_digest(plaintext: str) -> str:
 
 
 @transaction.atomic
-def create_integration_key(*, actor: User | None, name: str) -> tuple[IntegrationKey, str]:
-    """Create a key and return it with its plaintext, which is never stored or shown again."""
+def create_integration_key(
+    *, actor: User | None, name: str, rotate: bool = False
+) -> tuple[IntegrationKey, str]:
+    """A key for the integration `name`, created with it when new; the plaintext is
+    returned once and never stored. An existing name needs `rotate` (a second live key
+    while the old one is phased out), so a typo cannot hand a service another's ids."""
     name = name.strip()
     if not name:
-        raise ValidationError({"name": "A key needs a name."})
-    if len(name) > IntegrationKey._meta.get_field("name").max_length:
-        raise ValidationError({"name": "A key name is at most 100 characters."})
-    if IntegrationKey.objects.filter(name=name).exists():
-        raise ValidationError({"name": f"A key named {name!r} already exists."})
+        raise ValidationError({"name": "An integration needs a name."})
+    if len(name) > Integration._meta.get_field("name").max_length:
+        raise ValidationError({"name": "An integration name is at most 100 characters."})
+    integration = Integration.objects.filter(name=name).first()
+    if integration is not None and not rotate:
+        raise ValidationError(
+            {"name": f"An integration named {name!r} already exists; rotate to add a key."}
+        )
+    if integration is None:
+        if rotate:
+            raise ValidationError({"name": f"No integration is named {name!r}."})
+        integration = Integration.objects.create(name=name, created_by=_recorded(actor))
+    return issue_key(actor=actor, integration=integration)
+
+
+@transaction.atomic
+def issue_key(*, actor: User | None, integration: Integration) -> tuple[IntegrationKey, str]:
+    """A new live key for an existing integration; its other keys stay live until revoked."""
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     key = IntegrationKey.objects.create(
-        name=name,
+        integration=integration,
         prefix=plaintext[: IntegrationKey._meta.get_field("prefix").max_length],
         digest=_key_digest(plaintext),
-        created_by=actor if actor is not None and actor.pk else None,
+        created_by=_recorded(actor),
     )
     log_activity(
         actor=actor,
         action=ActivityLog.Action.API_KEY_CREATED,
         target=str(key),
-        new={"name": key.name, "prefix": key.prefix},
+        new={"integration": integration.name, "prefix": key.prefix},
         actor_email="" if actor else "command line",
     )
     return key, plaintext
+
+
+def _recorded(actor: User | None) -> User | None:
+    return actor if actor is not None and actor.pk else None
 
 
 @transaction.atomic
 def revoke_integration_key(*, actor: User | None, key: IntegrationKey) -> bool:
     """Revoke a key for good; False when it was already revoked (nothing logged)."""
     # Lock so two staff clicking Revoke at once write one log row, not two.
-    locked = IntegrationKey.objects.select_for_update().get(pk=key.pk)
+    locked = (
+        IntegrationKey.objects.select_for_update(of=("self",))
+        .select_related("integration")
+        .get(pk=key.pk)
+    )
     if locked.revoked_at is not None:
         key.revoked_at = locked.revoked_at
         return False
@@ -89,7 +114,7 @@ def authenticate_key(plaintext: str) -> IntegrationKey | None:
         return None
     digest = _key_digest(plaintext)
     try:
-        key = IntegrationKey.objects.get(digest=digest)
+        key = IntegrationKey.objects.select_related("integration").get(digest=digest)
     except IntegrationKey.DoesNotExist:
         return None
     # The lookup is by digest; compare_digest keeps the final check constant-time anyway.

@@ -181,6 +181,8 @@ def test_batch_with_good_and_bad_events_records_the_good_ones(api, member, enter
     ("field", "value"),
     [
         ("id", ""),
+        ("id", "   "),
+        ("id", "\t\n"),
         ("id", 12),
         ("id", "x" * 129),
         ("id", "nul\x00byte"),
@@ -210,6 +212,21 @@ def test_invalid_field_is_rejected_with_its_name(api, member, field, value):
     result = response.json()["results"][0]
     assert (result["status"], result["code"], result["field"]) == ("rejected", "invalid", field)
     assert not UsageEvent.objects.exists()
+
+
+def test_event_id_is_trimmed_so_padding_does_not_make_a_new_event(api, member):
+    first = api.events([event("  e1 ", member.email, tokens=500)])
+    again = api.events([event("e1", member.email, tokens=500)])
+
+    assert first.json()["results"][0]["id"] == "e1"
+    assert statuses(again) == ["duplicate"]
+    assert UsageEvent.objects.get().event_id == "e1"
+
+
+def test_event_id_length_is_counted_after_trimming(api, member):
+    response = api.events([event(" " + "x" * 128 + " ", member.email)])
+
+    assert statuses(response) == ["recorded"]
 
 
 def test_missing_model_is_recorded_as_blank(api, member):

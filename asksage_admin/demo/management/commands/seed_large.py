@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
-from metrics.models import IntegrationKey
+from metrics.models import Integration, IntegrationKey
 
 PREFIX = "scale-"
 BIG_USERS = 10_000
@@ -112,8 +112,9 @@ class Command(BaseCommand):
 
     def _integration_key(self) -> IntegrationKey:
         digest = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+        integration, _ = Integration.objects.get_or_create(name="scale-seed")
         key, _ = IntegrationKey.objects.get_or_create(
-            name="scale-seed", defaults={"prefix": "seed", "digest": digest}
+            integration=integration, defaults={"prefix": "seed", "digest": digest}
         )
         return key
 
@@ -189,7 +190,7 @@ class Command(BaseCommand):
                 WHERE u.enterprise_id = ANY(%(ents)s) AND u.status = 'paid'
                 """,
                 {
-                    "key": key.pk,
+                    "key": key.integration_id,
                     "first": first,
                     "spike": spike,
                     "models": MODELS,
