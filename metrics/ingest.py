@@ -17,6 +17,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from metrics import ingest_sql
 from metrics.keys import log_key_use
 from metrics.models import (
     EnterpriseMonthlyUsage,
@@ -189,11 +190,83 @@ def record_usage_batch(
                 field=exc.field,
                 message=exc.message,
             )
-    rows = _resolve_users(parsed, results)
-    if rows:
-        with transaction.atomic():
-            _store(integration, rows, results, now)
+    if parsed and connection.vendor == "postgresql":
+        _store_in_one_statement(integration, parsed, results, now)
+    elif parsed:
+        rows = _resolve_users(parsed, results)
+        if rows:
+            with transaction.atomic():
+                _store(integration, rows, results, now)
     return [r for r in results if r is not None]
+
+
+def _store_in_one_statement(
+    key: IntegrationKey, parsed: list[_Event], results: list[EventResult | None], now: datetime
+) -> None:
+    """PostgreSQL: users, events and roll-ups in one round trip (see metrics.ingest_sql)."""
+    params = ingest_sql.batch_params(
+        key.integration_id,
+        [(e.index, e.event_id, e.email, e.kind, e.tokens, e.occurred_at, e.model) for e in parsed],
+        now,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(ingest_sql.BATCH_SQL, params)
+        out = ingest_sql.parse_outcome(cursor.fetchall())
+    accepted: list[_Event] = []
+    for e in parsed:
+        user = out.users.get(e.email)
+        if user is None:
+            results[e.index] = _rejected(e, "unknown_user", "user", "No user has this email.")
+        elif user[1] is None:
+            results[e.index] = _rejected(
+                e, "not_enterprise_user", "user", "This user belongs to no enterprise."
+            )
+        else:
+            accepted.append(e)
+    first: dict[str, _Event] = {}
+    for e in accepted:
+        first.setdefault(e.event_id, e)
+    # Neither inserted nor stored before the statement: a concurrent batch inserted the id
+    # while this one ran (ON CONFLICT waited for it to commit). Read it now.
+    raced = {e.event_id for e in accepted} - out.inserted.keys() - out.stored.keys()
+    if raced:
+        with connection.cursor() as cursor:
+            cursor.execute(ingest_sql.STORED_SQL, [key.integration_id, sorted(raced)])
+            out.stored.update((event_id, tuple(rest)) for event_id, *rest in cursor.fetchall())
+    recorded: list[_Event] = []
+    for e in accepted:
+        content = (out.users[e.email][0], e.kind, e.tokens, e.occurred_at, e.model)
+        if e.event_id in out.inserted:
+            if first[e.event_id] is e:
+                recorded.append(e)
+                continue
+            f = first[e.event_id]
+            stored = (out.users[f.email][0], f.kind, f.tokens, f.occurred_at, f.model)
+        else:
+            stored = out.stored.get(e.event_id)
+        results[e.index] = _duplicate_or_conflict(e, stored == content)
+    items, after = [], {}
+    for e in recorded:
+        user_id, _enterprise, inference_cap, embedding_cap = out.users[e.email]
+        if e.kind == UsageKind.INFERENCE:
+            quota_key = (e.kind, user_id, out.inserted[e.event_id])
+            after[quota_key] = out.monthly[quota_key[1:]]
+            items.append((quota_key, e.tokens, inference_cap))
+        else:
+            quota_key = (e.kind, user_id)
+            after[quota_key] = out.lifetime[user_id]
+            items.append((quota_key, e.tokens, embedding_cap))
+    for e, over in zip(recorded, _overage_flags(items, after), strict=True):
+        results[e.index] = EventResult(
+            index=e.index, id=e.event_id, status="recorded", overage=over
+        )
+    log_key_use(key, {out.users[e.email][1] for e in recorded}, endpoint="usage/events")
+
+
+def _duplicate_or_conflict(e: _Event, same_content: bool) -> EventResult:
+    if same_content:
+        return EventResult(index=e.index, id=e.event_id, status="duplicate")
+    return _rejected(e, "conflict", "id", "This id was already reported with different content.")
 
 
 def _resolve_users(parsed: list[_Event], results: list[EventResult | None]) -> list[_Row]:
@@ -244,7 +317,16 @@ def _store(
     if not inserted:
         return
     monthly, lifetime = _upsert_rollups(inserted)
-    for row, over in zip(inserted, _overage_flags(inserted, monthly, lifetime), strict=True):
+    items, after = [], {}
+    for row in inserted:
+        quota_key = _quota_key(row)
+        if row.event.kind == UsageKind.INFERENCE:
+            after[quota_key] = monthly[quota_key[1:]]
+            items.append((quota_key, row.event.tokens, row.user.max_inference_tokens))
+        else:
+            after[quota_key] = lifetime[row.user.pk]
+            items.append((quota_key, row.event.tokens, row.user.max_embedding_tokens))
+    for row, over in zip(inserted, _overage_flags(items, after), strict=True):
         e = row.event
         results[e.index] = EventResult(
             index=e.index, id=e.event_id, status="recorded", overage=over
@@ -263,32 +345,21 @@ def _quota_key(row: _Row) -> tuple:
     return (UsageKind.EMBEDDING, row.user.pk)
 
 
-def _overage_flags(
-    rows: list[_Row], monthly: dict[tuple[int, date], int], lifetime: dict[int, int]
-) -> list[bool]:
-    """Per event, in batch order: did the running total pass the user's allocation?
+def _overage_flags(items: list[tuple[tuple, int, int]], after: dict[tuple, int]) -> list[bool]:
+    """Per recorded event, in batch order: did the running total pass the allocation?
 
-    The upsert returns each roll-up *after* this batch; minus this batch's share it is the
-    total committed before it (the upsert's row lock orders concurrent batches), and from
-    there the events are counted one by one, so only those beyond the cap are overage.
+    `items` are (quota key, tokens, cap); `after` is each quota key's roll-up total after
+    the batch. Minus this batch's share that is the total committed before it (the
+    upsert's row lock orders concurrent batches); from there the events are counted one by
+    one, so only those beyond the cap are overage.
     """
-    batch_sum: dict[tuple, int] = defaultdict(int)
-    for row in rows:
-        batch_sum[_quota_key(row)] += row.event.tokens
-    running: dict[tuple, int] = {}
-    for key, added in batch_sum.items():
-        after = monthly[key[1:]] if key[0] == UsageKind.INFERENCE else lifetime[key[1]]
-        running[key] = after - added
+    running = dict(after)
+    for quota_key, tokens, _cap in items:
+        running[quota_key] -= tokens
     flags = []
-    for row in rows:
-        key = _quota_key(row)
-        running[key] += row.event.tokens
-        cap = (
-            row.user.max_inference_tokens
-            if key[0] == UsageKind.INFERENCE
-            else row.user.max_embedding_tokens
-        )
-        flags.append(running[key] > cap)
+    for quota_key, tokens, cap in items:
+        running[quota_key] += tokens
+        flags.append(running[quota_key] > cap)
     return flags
 
 
@@ -349,15 +420,7 @@ def _classify(
     }
     for row in rows:
         e = row.event
-        if stored.get(e.event_id) == list(row.content()):
-            results[e.index] = EventResult(index=e.index, id=e.event_id, status="duplicate")
-        else:
-            results[e.index] = _rejected(
-                e,
-                "conflict",
-                "id",
-                "This id was already reported with different content.",
-            )
+        results[e.index] = _duplicate_or_conflict(e, stored.get(e.event_id) == list(row.content()))
 
 
 def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict[int, int]]:
