@@ -1,7 +1,8 @@
 """Integration keys: created and revoked by operators, shown once, stored as a digest.
 
-The key-use log ("API key used", at most hourly per enterprise) lives here too, because
-ingestion and quota checks both report it.
+The key-use log ("API key used", about hourly per enterprise) lives here too, because
+ingestion and quota checks both report it. Both are decided in process memory most of the
+time, so an API request costs no query for its key.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
@@ -97,6 +99,8 @@ def revoke_integration_key(*, actor: User | None, key: IntegrationKey) -> bool:
         return False
     locked.revoked_at = key.revoked_at = timezone.now()
     locked.save(update_fields=["revoked_at"])
+    # Other processes notice within KEY_CACHE_SECONDS; this one at once.
+    _key_cache.pop(locked.digest, None)
     log_activity(
         actor=actor,
         action=ActivityLog.Action.API_KEY_REVOKED,
@@ -108,43 +112,87 @@ def revoke_integration_key(*, actor: User | None, key: IntegrationKey) -> bool:
     return True
 
 
+# Keys are looked up in process memory for a few seconds: a revoked key stops working
+# within KEY_CACHE_SECONDS everywhere (at once in the process that revoked it), and an
+# integration's requests cost no key query in between.
+KEY_CACHE_SECONDS = 5.0
+KEY_CACHE_SIZE = 1000
+_key_cache: dict[str, tuple[float, IntegrationKey | None]] = {}
+# (key id, enterprise id) -> when this process last knew an "API key used" row was written.
+_key_use_seen: dict[tuple[int, int], float] = {}
+
+
+def _clock() -> float:
+    return time.monotonic()
+
+
+def forget_cached_keys() -> None:
+    """Drop what this process remembers about keys (tests start from a clean slate)."""
+    _key_cache.clear()
+    _key_use_seen.clear()
+
+
 def authenticate_key(plaintext: str) -> IntegrationKey | None:
     """The active key with this plaintext, or None (unknown, malformed or revoked)."""
     if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
         return None
     digest = _key_digest(plaintext)
-    try:
-        key = IntegrationKey.objects.select_related("integration").get(digest=digest)
-    except IntegrationKey.DoesNotExist:
-        return None
+    now = _clock()
+    cached = _key_cache.get(digest)
+    if cached is None or now - cached[0] >= KEY_CACHE_SECONDS:
+        key = IntegrationKey.objects.select_related("integration").filter(digest=digest).first()
+        if key is None:
+            return None  # unknown keys are not cached: the cache holds only real keys
+        if len(_key_cache) >= KEY_CACHE_SIZE:
+            _key_cache.clear()
+        cached = _key_cache[digest] = (now, key if key.is_active else None)
+    key = cached[1]
     # The lookup is by digest; compare_digest keeps the final check constant-time anyway.
-    if not hmac.compare_digest(key.digest, digest) or not key.is_active:
+    if key is None or not hmac.compare_digest(key.digest, digest):
         return None
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-        IntegrationKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
+    _touch(key)
     return key
 
 
-def log_key_use(key: IntegrationKey, enterprise_ids: set[int], **new: Any) -> None:
-    """One "API key used" row per enterprise per KEY_USE_LOG_INTERVAL (one query when quiet)."""
-    if not enterprise_ids:
+def _touch(key: IntegrationKey) -> None:
+    """last_used_at, at most once per LAST_USED_RESOLUTION per process."""
+    now = timezone.now()
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
         return
-    since = timezone.now() - KEY_USE_LOG_INTERVAL
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    IntegrationKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
+    key.last_used_at = now
+
+
+def log_key_use(key: IntegrationKey, enterprise_ids: set[int], **new: Any) -> None:
+    """One "API key used" row per enterprise per KEY_USE_LOG_INTERVAL.
+
+    Each process remembers when it last saw the row written, so a busy integration costs
+    no query here; only when that memory is older than the interval does it look at the
+    log (activity_action_time_idx) and write what is missing. Several processes, or two
+    concurrent batches, may each write one: "about once an hour" is all the log needs.
+    """
+    interval = KEY_USE_LOG_INTERVAL.total_seconds()
+    clock = _clock()
+    due = {
+        e for e in enterprise_ids if clock - _key_use_seen.get((key.pk, e), -interval) >= interval
+    }
+    if not due:
+        return
+    now = timezone.now()
     target = str(key)
-    # Uses activity_action_time_idx (enterprise, action, created_at). Two concurrent
-    # batches may both log; "about once an hour" is all the log needs.
-    logged = set(
+    logged = dict(
         ActivityLog.objects.filter(
-            enterprise_id__in=enterprise_ids,
+            enterprise_id__in=due,
             action=ActivityLog.Action.API_KEY_USED,
-            created_at__gte=since,
+            created_at__gte=now - KEY_USE_LOG_INTERVAL,
             target=target,
-        ).values_list("enterprise_id", flat=True)
+        )
+        .values("enterprise_id")
+        .annotate(last=Max("created_at"))
+        .values_list("enterprise_id", "last")
     )
-    for enterprise_id in sorted(enterprise_ids - logged):
+    for enterprise_id in sorted(due - logged.keys()):
         log_activity(
             actor=None,
             actor_email=f"API key {key.name}"[:254],
@@ -153,3 +201,6 @@ def log_key_use(key: IntegrationKey, enterprise_ids: set[int], **new: Any) -> No
             target=target,
             new=new or None,
         )
+    for enterprise_id in due:
+        age = (now - logged[enterprise_id]).total_seconds() if enterprise_id in logged else 0.0
+        _key_use_seen[(key.pk, enterprise_id)] = clock - age

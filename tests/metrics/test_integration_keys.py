@@ -110,7 +110,7 @@ def test_use_is_logged_for_the_enterprise_once_per_hour(member, enterprise):
     assert key.name in row.actor_email
 
 
-def test_use_is_logged_again_after_an_hour(member):
+def test_use_is_logged_again_after_an_hour(member, monkeypatch):
     _key, plaintext = make_key()
     api = Api(plaintext)
     api.events([event("e1", member.email)])
@@ -120,6 +120,9 @@ def test_use_is_logged_again_after_an_hour(member):
         ActivityLog.objects.filter(action=Action.API_KEY_USED),
         created_at=timezone.now() - timedelta(minutes=61),
     )
+
+    clock = keys._clock()
+    monkeypatch.setattr(keys, "_clock", lambda: clock + 3601)
 
     api.events([event("e2", member.email)])
 
@@ -320,3 +323,47 @@ def test_admin_filters_keys_by_status(staff_client):
     page = staff_client.get("/staff/metrics/integrationkey/?status=revoked").content.decode()
 
     assert dead.prefix in page and live.prefix not in page
+
+
+def test_a_busy_key_costs_no_key_or_log_query(member, django_assert_num_queries):
+    _key, plaintext = make_key()
+    api = Api(plaintext)
+    api.events([event("e1", member.email)])  # looks the key up, logs its use
+
+    # The ingest statement only: the key and its use-log are remembered in process.
+    with django_assert_num_queries(1):
+        api.events([event("e2", member.email)])
+
+
+def test_use_is_not_logged_twice_when_another_process_logged_it(member):
+    key, plaintext = make_key()
+    Api(plaintext).events([event("e1", member.email)])
+    keys.forget_cached_keys()  # as a second worker process, which has not seen the row
+
+    Api(plaintext).events([event("e2", member.email)])
+
+    assert ActivityLog.objects.filter(action=Action.API_KEY_USED).count() == 1
+
+
+def test_revoked_key_stops_working_at_once_in_the_revoking_process(member):
+    key, plaintext = make_key()
+    Api(plaintext).events([event("e1", member.email)])  # cached
+
+    keys.revoke_integration_key(actor=None, key=key)
+
+    assert Api(plaintext).events([event("e2", member.email)]).status_code == 401
+
+
+def test_key_revoked_elsewhere_stops_working_within_seconds(member, monkeypatch):
+    key, plaintext = make_key()
+    api = Api(plaintext)
+    api.events([event("e1", member.email)])
+    # Another process revokes it: this one still has the key in memory ...
+    IntegrationKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    clock = keys._clock()
+
+    monkeypatch.setattr(keys, "_clock", lambda: clock + keys.KEY_CACHE_SECONDS - 0.5)
+    assert api.events([event("e2", member.email)]).status_code == 200
+    monkeypatch.setattr(keys, "_clock", lambda: clock + keys.KEY_CACHE_SECONDS)
+    assert api.events([event("e3", member.email)]).status_code == 401
+    assert keys.KEY_CACHE_SECONDS <= 5
