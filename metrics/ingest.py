@@ -1,8 +1,10 @@
 """Usage ingestion: a batch of events becomes ledger rows and roll-up increments at once.
 
-Validation happens in Python; one transaction then inserts the events (the unique
-idempotency index decides duplicates, even between concurrent batches) and adds their
-tokens to the roll-ups, so the roll-ups always reconcile with the ledger.
+Validation happens in Python. On PostgreSQL one statement (metrics.ingest_sql) then
+resolves the users, inserts the events (the unique idempotency index decides duplicates,
+even between concurrent batches) and adds their tokens to the roll-ups: one round trip,
+one transaction, so the roll-ups always reconcile with the ledger. Other databases (the
+SQLite laptop default) take the same steps as separate statements in one transaction.
 """
 
 from __future__ import annotations
@@ -162,10 +164,8 @@ def record_usage_batch(
 ) -> list[EventResult]:
     """Record a batch of usage events; one result per event, in order.
 
-    Validation happens in Python; then one transaction does: INSERT ... ON CONFLICT DO
-    NOTHING RETURNING for the events (the unique (integration, event_id) index decides
-    duplicates, even between concurrent batches), one SELECT to tell duplicates from
-    conflicts, and one upsert per roll-up table adding the new events' tokens.
+    `integration` is the key that carried the batch; ids are unique per integration,
+    whichever of its keys sent them. Overage is decided event by event in batch order.
     """
     if len(events) > settings.USAGE_MAX_EVENTS_PER_BATCH:
         raise UsageRequestError(

@@ -382,3 +382,22 @@ def test_batch_costs_the_same_queries_for_one_or_many_events(
         response = api.events(batch)
 
     assert response.json()["summary"]["recorded"] == 500
+
+
+@pytest.mark.postgres
+def test_batch_is_one_round_trip_on_postgresql(api, enterprise, django_assert_num_queries):
+    users = make_users(enterprise, 20)
+    api.events([event("warm-up", users[0].email)])  # key lookup and key-use log of this hour
+    batch = [event(f"e{n}", users[n % 20].email, tokens=n + 1) for n in range(1000)]
+    batch[3] = event("warm-up", users[0].email)  # a duplicate, answered from the same query
+    batch[4] = event("e5", "nobody@example.com")  # an unknown user, likewise
+
+    with django_assert_num_queries(1):
+        response = api.events(batch)
+
+    assert response.json()["summary"] == {
+        "recorded": 998,
+        "duplicate": 1,
+        "rejected": 1,
+        "overage": 998,
+    }
