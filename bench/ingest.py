@@ -67,11 +67,13 @@ def bench_role(admin: dict[str, str]) -> tuple[dict[str, str], str]:
         f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {BENCH_ROLE}; "
         f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {BENCH_ROLE};",
     )
+    # The first host rule that can match a TCP connection from 127.0.0.1 (an approximation
+    # of pg_hba matching that is enough to say whether the password is checked).
     rule = _psql(
         admin,
-        "SELECT auth_method FROM pg_hba_file_rules WHERE type IN ('host', 'hostssl', 'hostnossl')"
-        " AND (address IS NULL OR '127.0.0.1'::inet <<= (address || '/' ||"
-        " coalesce(netmask, '32'))::inet OR address = 'all') ORDER BY line_number LIMIT 1",
+        "SELECT auth_method FROM pg_hba_file_rules WHERE type LIKE 'host%'"
+        " AND (address IN ('127.0.0.1', 'all', 'samehost', '0.0.0.0')"
+        " OR address LIKE '127.%') ORDER BY line_number LIMIT 1",
     ).strip()
     dsn = {**admin, "host": "127.0.0.1", "user": BENCH_ROLE, "password": password}
     note = (
@@ -235,6 +237,7 @@ def run_ingest(*, seconds: float, clients: int, workers: int | None) -> None:
     ]
     connections.close_all()  # forked clients must not share this process's connection
     port = 8765
+    ACCESS_LOG.unlink(missing_ok=True)  # this run's lines only
     proc = _start_gunicorn(port, dsn, workers)
     rows = []
     try:
