@@ -1,7 +1,8 @@
 """The usage API (/api/v1/): integrations report usage and ask for quota decisions.
 
 Authentication is `Authorization: Bearer <key>` (an IntegrationKey), never a session, so
-the views are csrf_exempt. Every error is JSON `{"error": {"code", "message"[, "field"]}}`:
+the views are csrf_exempt; metrics.middleware serves them ahead of the session, auth, CSRF,
+OTP and messages middleware. Every error is JSON `{"error": {"code", "message"[, "field"]}}`:
 
     400 bad_json          the body is not JSON
     400 invalid_request   the JSON is not the expected shape (not an object, a required

@@ -212,7 +212,7 @@ def _store_in_one_statement(
     with connection.cursor() as cursor:
         cursor.execute(ingest_sql.BATCH_SQL, params)
         out = ingest_sql.parse_outcome(cursor.fetchall())
-    accepted: list[_Event] = []
+    accepted = []
     for e in parsed:
         user = out.users.get(e.email)
         if user is None:
@@ -223,28 +223,48 @@ def _store_in_one_statement(
             )
         else:
             accepted.append(e)
+    recorded = _answer_repeats(key, accepted, out, results)
+    _answer_recorded(recorded, out, results)
+    log_key_use(key, {out.users[e.email][1] for e in recorded}, endpoint="usage/events")
+
+
+def _answer_repeats(
+    key: IntegrationKey,
+    accepted: list[_Event],
+    out: ingest_sql.BatchOutcome,
+    results: list[EventResult | None],
+) -> list[_Event]:
+    """Duplicates and conflicts; returns the events this batch recorded, in batch order."""
     first: dict[str, _Event] = {}
     for e in accepted:
         first.setdefault(e.event_id, e)
     # Neither inserted nor stored before the statement: a concurrent batch inserted the id
     # while this one ran (ON CONFLICT waited for it to commit). Read it now.
-    raced = {e.event_id for e in accepted} - out.inserted.keys() - out.stored.keys()
+    raced = first.keys() - out.inserted.keys() - out.stored.keys()
     if raced:
         with connection.cursor() as cursor:
             cursor.execute(ingest_sql.STORED_SQL, [key.integration_id, sorted(raced)])
             out.stored.update((event_id, tuple(rest)) for event_id, *rest in cursor.fetchall())
-    recorded: list[_Event] = []
+
+    def content(e: _Event) -> tuple:
+        return (out.users[e.email][0], e.kind, e.tokens, e.occurred_at, e.model)
+
+    recorded = []
     for e in accepted:
-        content = (out.users[e.email][0], e.kind, e.tokens, e.occurred_at, e.model)
-        if e.event_id in out.inserted:
-            if first[e.event_id] is e:
-                recorded.append(e)
-                continue
-            f = first[e.event_id]
-            stored = (out.users[f.email][0], f.kind, f.tokens, f.occurred_at, f.model)
-        else:
-            stored = out.stored.get(e.event_id)
-        results[e.index] = _duplicate_or_conflict(e, stored == content)
+        if e.event_id not in out.inserted:
+            same = out.stored.get(e.event_id) == content(e)
+        elif first[e.event_id] is e:
+            recorded.append(e)
+            continue
+        else:  # a repeat of an id this batch inserted: compared with what it inserted
+            same = content(first[e.event_id]) == content(e)
+        results[e.index] = _duplicate_or_conflict(e, same)
+    return recorded
+
+
+def _answer_recorded(
+    recorded: list[_Event], out: ingest_sql.BatchOutcome, results: list[EventResult | None]
+) -> None:
     items, after = [], {}
     for e in recorded:
         user_id, _enterprise, inference_cap, embedding_cap = out.users[e.email]
@@ -260,7 +280,6 @@ def _store_in_one_statement(
         results[e.index] = EventResult(
             index=e.index, id=e.event_id, status="recorded", overage=over
         )
-    log_key_use(key, {out.users[e.email][1] for e in recorded}, endpoint="usage/events")
 
 
 def _duplicate_or_conflict(e: _Event, same_content: bool) -> EventResult:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db.models import QuerySet
@@ -15,6 +16,7 @@ from django.utils import timezone
 from asksage_admin.core.models import ActivityLog
 from metrics import keys
 from metrics.models import Integration, IntegrationKey, UsageEvent
+from tests import factories
 from tests.metrics.usage_helpers import Api, event, lifetime, make_key, statuses
 
 pytestmark = pytest.mark.django_db
@@ -367,3 +369,13 @@ def test_key_revoked_elsewhere_stops_working_within_seconds(member, monkeypatch)
     monkeypatch.setattr(keys, "_clock", lambda: clock + keys.KEY_CACHE_SECONDS)
     assert api.events([event("e3", member.email)]).status_code == 401
     assert keys.KEY_CACHE_SECONDS <= 5
+
+
+@pytest.mark.parametrize("model", ["integration", "integrationkey"])
+def test_sales_staff_cannot_see_integrations_or_keys(model):
+    seller = factories.make_user("seller@asksage.test", is_staff=True)
+    seller.groups.add(Group.objects.get(name="Sales"))
+    client = factories.verified_client(seller)
+
+    assert client.get(f"/staff/metrics/{model}/").status_code == 403
+    assert client.get(f"/staff/metrics/{model}/add/").status_code == 403
