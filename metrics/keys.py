@@ -201,6 +201,8 @@ def log_key_use(key: IntegrationKey, enterprise_ids: set[int], **new: Any) -> No
             target=target,
             new=new or None,
         )
+    if len(_key_use_seen) > KEY_CACHE_SIZE * 100:
+        _key_use_seen.clear()  # a bound, not a policy: forgetting costs one query each
     for enterprise_id in due:
         age = (now - logged[enterprise_id]).total_seconds() if enterprise_id in logged else 0.0
         _key_use_seen[(key.pk, enterprise_id)] = clock - age
