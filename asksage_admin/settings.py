@@ -113,6 +113,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "asksage_admin.core.middleware.RequestContextMiddleware",
+    # /api/ is served here, skipping everything below (sessions, auth, CSRF, OTP, MFA).
+    "metrics.middleware.ApiDispatchMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -1,7 +1,8 @@
 """The usage API (/api/v1/): integrations report usage and ask for quota decisions.
 
 Authentication is `Authorization: Bearer <key>` (an IntegrationKey), never a session, so
-the views are csrf_exempt. Every error is JSON `{"error": {"code", "message"[, "field"]}}`:
+the views are csrf_exempt; metrics.middleware serves them ahead of the session, auth, CSRF,
+OTP and messages middleware. Every error is JSON `{"error": {"code", "message"[, "field"]}}`:
 
     400 bad_json          the body is not JSON
     400 invalid_request   the JSON is not the expected shape (not an object, a required
@@ -109,8 +110,8 @@ def _field(payload: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         message = f"{name} is required and must be {_JSON_TYPES[kind]}."
         raise BadRequest(400, "invalid_request", message, field=name)
-    if isinstance(value, str) and not _encodable(value):
-        # JSON may carry lone surrogates ("\udb1e"); no database can store them.
+    if isinstance(value, str) and ("\x00" in value or not _encodable(value)):
+        # JSON may carry NUL or lone surrogates ("\udb1e"); PostgreSQL stores neither.
         raise BadRequest(400, "invalid_request", f"{name} is not valid Unicode text.", field=name)
     return value
 

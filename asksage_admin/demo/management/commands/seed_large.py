@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Enterprise, User
 from asksage_admin.core.models import ActivityLog
-from metrics.models import IntegrationKey
+from metrics.models import Integration, IntegrationKey
 
 PREFIX = "scale-"
 BIG_USERS = 10_000
@@ -117,8 +117,9 @@ class Command(BaseCommand):
 
     def _integration_key(self) -> IntegrationKey:
         digest = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+        integration, _ = Integration.objects.get_or_create(name="scale-seed")
         key, _ = IntegrationKey.objects.get_or_create(
-            name="scale-seed", defaults={"prefix": "seed", "digest": digest}
+            integration=integration, defaults={"prefix": "seed", "digest": digest}
         )
         return key
 
@@ -194,7 +195,7 @@ class Command(BaseCommand):
                 WHERE u.enterprise_id = ANY(%(ents)s) AND u.status = 'paid'
                 """,
                 {
-                    "key": key.pk,
+                    "key": key.integration_id,
                     "first": first,
                     "spike": spike,
                     "models": MODELS,
