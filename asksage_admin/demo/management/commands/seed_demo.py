@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Enterprise, User
@@ -13,6 +14,8 @@ DEFAULT_PASSWORD = "demo-Passw0rd!"
 ADMIN = "admin@demo-corp.example"
 AUDITOR = "auditor@demo-corp.example"
 STAFF = "sales@asksage.example"
+OPERATOR = "operator@asksage.example"
+SALES_GROUP = "Sales"
 MEMBERS = [
     ("ada.lovelace", "Ada Lovelace"),
     ("alan.turing", "Alan Turing"),
@@ -100,8 +103,23 @@ class Command(BaseCommand):
         people += [(f"{slug}@demo-corp.example", name, User.Role.MEMBER) for slug, name in MEMBERS]
         for email, name, role in people:
             self._person(email, name, password, enterprise=enterprise, role=role)
+        # Sales staff get the Sales group's permissions and nothing more (never a superuser);
+        # the operator is the platform's superuser (integration keys, groups, MFA resets).
         staff = self._person(
             STAFF, "Sam Sales", password, enterprise=None, role=User.Role.MEMBER, staff=True
+        )
+        sales = Group.objects.filter(name=SALES_GROUP).first()
+        if sales is None:
+            raise CommandError(f"The {SALES_GROUP} group is missing: run manage.py migrate.")
+        staff.groups.set([sales])
+        self._person(
+            OPERATOR,
+            "Olive Operator",
+            password,
+            enterprise=None,
+            role=User.Role.MEMBER,
+            staff=True,
+            superuser=True,
         )
         seed_tokens(enterprise, staff=staff, admin=User.objects.get(email=ADMIN))
 
@@ -110,7 +128,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  Auditor          : {AUDITOR}")
         for slug, _name in MEMBERS:
             self.stdout.write(f"  Member           : {slug}@demo-corp.example")
-        self.stdout.write(f"  Sales staff      : {STAFF}  (Django admin at /staff/)")
+        self.stdout.write(f"  Sales staff      : {STAFF}  (Sales group, Django admin at /staff/)")
+        self.stdout.write(f"  Operator         : {OPERATOR}  (superuser, Django admin at /staff/)")
         self.stdout.write(f"  Password (all)   : {password}")
         self.stdout.write(
             "  Admins, auditors and staff enrol an authenticator app at first sign-in."
@@ -123,13 +142,22 @@ class Command(BaseCommand):
         )
 
     def _person(
-        self, email: str, name: str, password: str, *, enterprise, role, staff=False
+        self,
+        email: str,
+        name: str,
+        password: str,
+        *,
+        enterprise,
+        role,
+        staff: bool = False,
+        superuser: bool = False,
     ) -> User:
         user = User.objects.filter(email__iexact=email).first() or User(email=email)
         user.full_name = name
         user.enterprise = enterprise
         user.role = role
-        user.is_staff = user.is_superuser = staff
+        user.is_staff = staff
+        user.is_superuser = superuser
         user.set_password(password)
         user.save()
         return user
