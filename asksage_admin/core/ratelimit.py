@@ -46,7 +46,7 @@ def take_token(
 ) -> RateDecision:
     """Spend one request of `key`'s bucket: `burst` at once, refilled at `per_minute`."""
     rate = per_minute / 60.0
-    params = {"key": key, "burst": float(burst), "rate": rate, "now": now or time.time()}
+    params = {"key": key, "burst": float(burst), "rate": rate, "now": time.time() if now is None else now}
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor), params)
         tokens, allowed = cursor.fetchone()

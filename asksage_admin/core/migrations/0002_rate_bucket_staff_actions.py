@@ -3,28 +3,74 @@
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
+def unlogged(apps, schema_editor):
+    # Buckets are worth nothing after a crash (they refill in a minute) and are written on
+    # every API request: skipping the write-ahead log spares each one a disk flush.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE rate_bucket SET UNLOGGED")
 
+
+class Migration(migrations.Migration):
     dependencies = [
-        ('core', '0001_initial'),
+        ("core", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RateBucket',
+            name="RateBucket",
             fields=[
-                ('key', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('tokens', models.FloatField()),
-                ('updated_at', models.FloatField(help_text='Unix time of the last refill.')),
-                ('allowed', models.BooleanField(default=True, help_text='Whether the last request passed.')),
+                ("key", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("tokens", models.FloatField()),
+                ("updated_at", models.FloatField(help_text="Unix time of the last refill.")),
+                (
+                    "allowed",
+                    models.BooleanField(default=True, help_text="Whether the last request passed."),
+                ),
             ],
             options={
-                'db_table': 'rate_bucket',
+                "db_table": "rate_bucket",
             },
         ),
         migrations.AlterField(
-            model_name='activitylog',
-            name='action',
-            field=models.CharField(choices=[('sign_in', 'Signed in'), ('sign_in_failed', 'Failed sign-in'), ('sign_out', 'Signed out'), ('registered', 'Registered'), ('password_reset', 'Password reset'), ('mfa_enrolled', 'MFA enrolled'), ('mfa_verified', 'MFA verified'), ('mfa_failed', 'MFA failure'), ('backup_code_used', 'Backup code used'), ('backup_codes_regenerated', 'Backup codes regenerated'), ('enterprise_created', 'Enterprise created'), ('enterprise_updated', 'Enterprise updated'), ('enterprise_activated', 'Enterprise activated'), ('enterprise_activation_refused', 'Activation refused'), ('enterprise_suspended', 'Enterprise suspended'), ('enterprise_reactivated', 'Enterprise reactivated'), ('purchase_recorded', 'Purchase recorded'), ('user_attached', 'User attached'), ('user_added', 'User added'), ('user_invited', 'User invited'), ('user_disabled', 'User disabled'), ('user_activated', 'User activated'), ('role_changed', 'Role changed'), ('allocation_changed', 'Allocation changed'), ('export_downloaded', 'Export downloaded'), ('api_key_created', 'API key created'), ('api_key_revoked', 'API key revoked'), ('api_key_used', 'API key used'), ('invitation_declined', 'Invitation declined'), ('account_created', 'Account created by staff'), ('account_updated', 'Account changed by staff'), ('mfa_device_removed', 'MFA device removed by staff')], max_length=40),
+            model_name="activitylog",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("sign_in", "Signed in"),
+                    ("sign_in_failed", "Failed sign-in"),
+                    ("sign_out", "Signed out"),
+                    ("registered", "Registered"),
+                    ("password_reset", "Password reset"),
+                    ("mfa_enrolled", "MFA enrolled"),
+                    ("mfa_verified", "MFA verified"),
+                    ("mfa_failed", "MFA failure"),
+                    ("backup_code_used", "Backup code used"),
+                    ("backup_codes_regenerated", "Backup codes regenerated"),
+                    ("enterprise_created", "Enterprise created"),
+                    ("enterprise_updated", "Enterprise updated"),
+                    ("enterprise_activated", "Enterprise activated"),
+                    ("enterprise_activation_refused", "Activation refused"),
+                    ("enterprise_suspended", "Enterprise suspended"),
+                    ("enterprise_reactivated", "Enterprise reactivated"),
+                    ("purchase_recorded", "Purchase recorded"),
+                    ("user_attached", "User attached"),
+                    ("user_added", "User added"),
+                    ("user_invited", "User invited"),
+                    ("user_disabled", "User disabled"),
+                    ("user_activated", "User activated"),
+                    ("role_changed", "Role changed"),
+                    ("allocation_changed", "Allocation changed"),
+                    ("export_downloaded", "Export downloaded"),
+                    ("api_key_created", "API key created"),
+                    ("api_key_revoked", "API key revoked"),
+                    ("api_key_used", "API key used"),
+                    ("invitation_declined", "Invitation declined"),
+                    ("account_created", "Account created by staff"),
+                    ("account_updated", "Account changed by staff"),
+                    ("mfa_device_removed", "MFA device removed by staff"),
+                ],
+                max_length=40,
+            ),
         ),
+        migrations.RunPython(unlogged, migrations.RunPython.noop),
     ]
