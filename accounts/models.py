@@ -125,9 +125,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         BANNED = "banned", "Banned"
 
     email = models.EmailField(max_length=254, unique=True)
-    full_name = models.CharField(
-        max_length=150, blank=True, validators=[validate_single_line_name]
-    )
+    full_name = models.CharField(max_length=150, blank=True, validators=[validate_single_line_name])
     enterprise = models.ForeignKey(
         Enterprise, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )

@@ -33,9 +33,7 @@ def _refuse_invalid(user: User, fields: Iterable[str]) -> None:
 
 
 @transaction.atomic
-def create_account(
-    *, actor: User, email: str, full_name: str = "", password: str | None
-) -> User:
+def create_account(*, actor: User, email: str, full_name: str = "", password: str | None) -> User:
     """An account made by staff (no enterprise: joining one needs consent or provisioning)."""
     user = User(email=email.strip().lower(), full_name=full_name)
     _refuse_invalid(user, ["email", "full_name"])

@@ -30,8 +30,9 @@ def _upsert_sql(vendor: str) -> str:
     least, greatest = ("LEAST", "GREATEST") if vendor == "postgresql" else ("MIN", "MAX")
     table = RateBucket._meta.db_table
     refill = f"{least}(%(burst)s, b.tokens + {greatest}(0, %(now)s - b.updated_at) * %(rate)s)"
+    # Only our own identifiers are formatted in; every value is a query parameter.
     return (
-        f"INSERT INTO {table} AS b (key, tokens, updated_at, allowed) "
+        f"INSERT INTO {table} AS b (key, tokens, updated_at, allowed) "  # noqa: S608
         "VALUES (%(key)s, %(burst)s - 1, %(now)s, TRUE) "
         "ON CONFLICT (key) DO UPDATE SET "
         f"tokens = CASE WHEN {refill} >= 1 THEN {refill} - 1 ELSE {refill} END, "
@@ -41,12 +42,11 @@ def _upsert_sql(vendor: str) -> str:
     )
 
 
-def take_token(
-    key: str, *, per_minute: int, burst: int, now: float | None = None
-) -> RateDecision:
+def take_token(key: str, *, per_minute: int, burst: int, now: float | None = None) -> RateDecision:
     """Spend one request of `key`'s bucket: `burst` at once, refilled at `per_minute`."""
     rate = per_minute / 60.0
-    params = {"key": key, "burst": float(burst), "rate": rate, "now": time.time() if now is None else now}
+    now = time.time() if now is None else now
+    params = {"key": key, "burst": float(burst), "rate": rate, "now": now}
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor), params)
         tokens, allowed = cursor.fetchone()

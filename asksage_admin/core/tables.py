@@ -5,7 +5,6 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
 
-
 # The most rows one page renders, whatever ?per_page= asks: a page is not an export.
 MAX_PER_PAGE = 500
 

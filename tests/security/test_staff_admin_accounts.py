@@ -92,7 +92,9 @@ def test_staff_created_account_is_logged(operator_client, operator):
 # Names with control characters
 
 
-@pytest.mark.parametrize("bad", ["Evil\nCorp", "Evil\rBcc: x@y.test", "Tab\tCorp", "Nul\x00", "L\u2028S"])
+@pytest.mark.parametrize(
+    "bad", ["Evil\nCorp", "Evil\rBcc: x@y.test", "Tab\tCorp", "Nul\x00", "L\u2028S"]
+)
 def test_staff_enterprise_form_refuses_control_characters(sales_client, bad):
     data = {"name": bad, "slug": "evil", "time_zone": "UTC", "attach_role": "member"}
     response = sales_client.post(f"{ENTERPRISES}add/", data)

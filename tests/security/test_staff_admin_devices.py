@@ -86,7 +86,8 @@ def test_removing_a_device_resets_mfa_and_is_logged(operator_client, operator, o
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
     row = ActivityLog.objects.get(action=ActivityLog.Action.MFA_DEVICE_REMOVED)
-    assert (row.actor, row.target, row.enterprise) == (operator, org_admin.email, org_admin.enterprise)
+    assert (row.actor, row.target) == (operator, org_admin.email)
+    assert row.enterprise == org_admin.enterprise
     assert row.old_value["type"] == "TOTPDevice"
     # The owner is sent to enrol again at the next sign-in.
     assert factories.signed_in_client(org_admin).get("/org/")["Location"].startswith("/mfa/setup/")
@@ -100,4 +101,5 @@ def test_removing_devices_in_bulk_logs_each(operator_client, org_admin, auditor)
 
     assert not TOTPDevice.objects.filter(user__in=[org_admin, auditor]).exists()
     removed = ActivityLog.objects.filter(action=ActivityLog.Action.MFA_DEVICE_REMOVED)
-    assert sorted(removed.values_list("target", flat=True)) == sorted([org_admin.email, auditor.email])
+    targets = sorted(removed.values_list("target", flat=True))
+    assert targets == sorted([org_admin.email, auditor.email])
