@@ -147,3 +147,15 @@ def test_seed_demo_has_a_separate_operator_superuser_and_prints_it_as_such():
     assert (operator.is_staff, operator.is_superuser, operator.enterprise) == (True, True, None)
     assert "Operator         : operator@asksage.example  (superuser" in out.getvalue()
     assert User.objects.filter(is_superuser=True).count() == 1
+
+
+def test_seed_demo_remakes_a_missing_sales_group_with_its_permissions():
+    from django.contrib.auth.models import Group
+
+    expected = set(Group.objects.get(name="Sales").permissions.all())
+    Group.objects.filter(name="Sales").delete()
+
+    call_command("seed_demo", stdout=StringIO())
+
+    sales = User.objects.get(email="sales@asksage.example")
+    assert set(sales.groups.get().permissions.all()) == expected
