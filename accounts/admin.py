@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_otp.models import Device
@@ -104,6 +106,15 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""):
+        # Django's view sets the password; the activity row is written in the same transaction.
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user = self.get_object(request, unquote(id))
+                services_staff.record_password_set(actor=request.user, user=user)
+        return response
 
 
 class DeviceRemovalMixin:

@@ -98,6 +98,17 @@ def update_account(
     return locked
 
 
+def record_password_set(*, actor: User, user: User) -> None:
+    """Staff set someone's password in /staff/ (Django's own form does the setting)."""
+    log_activity(
+        actor=actor,
+        action=Action.PASSWORD_RESET,
+        enterprise=user.enterprise,
+        target=user.email,
+        new={"by": "staff"},
+    )
+
+
 @transaction.atomic
 def remove_mfa_device(*, actor: User, device: Device) -> None:
     """Reset someone's MFA: the device goes; they enrol again at their next sign-in."""

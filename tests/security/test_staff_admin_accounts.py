@@ -153,3 +153,20 @@ def test_signed_in_non_staff_gets_403_with_a_way_back_not_a_login_form(auditor_c
     body = response.content.decode()
     assert 'href="/settings/"' in body
     assert 'name="password"' not in body
+
+
+def test_staff_setting_a_password_is_logged(operator_client, operator, member):
+    new = "A-Brand-New-Passphrase-77"
+    data = {"usable_password": "true", "password1": new, "password2": new}
+    response = operator_client.post(f"{USERS}{member.pk}/password/", data)
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=member.pk).check_password(new)
+    (row,) = _rows(ActivityLog.Action.PASSWORD_RESET)
+    assert (row.actor, row.target, row.enterprise) == (operator, member.email, member.enterprise)
+
+
+def test_a_refused_password_form_writes_no_row(operator_client, member):
+    data = {"usable_password": "true", "password1": "short", "password2": "other"}
+    assert operator_client.post(f"{USERS}{member.pk}/password/", data).status_code == 200
+    assert _rows(ActivityLog.Action.PASSWORD_RESET) == []
