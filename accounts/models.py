@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from asksage_admin.core.validators import validate_single_line_name
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -44,7 +46,7 @@ class Enterprise(models.Model):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_single_line_name])
     slug = models.SlugField(max_length=60, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     time_zone = models.CharField(
@@ -127,7 +129,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         BANNED = "banned", "Banned"
 
     email = models.EmailField(max_length=254, unique=True)
-    full_name = models.CharField(max_length=150, blank=True)
+    full_name = models.CharField(max_length=150, blank=True, validators=[validate_single_line_name])
     enterprise = models.ForeignKey(
         Enterprise, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )

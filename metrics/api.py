@@ -15,6 +15,8 @@ OTP and messages middleware. Every error is JSON `{"error": {"code", "message"[,
     422 empty_batch       `events` is an empty list: well-formed, nothing to process
     422 invalid           quota check: the fields have the right types but unacceptable
                           values (unknown kind, tokens < 1 or too large)
+    429 rate_limited      the key spent its requests (API_RATE_LIMIT_PER_MINUTE,
+                          API_RATE_BURST); Retry-After says when to come back
 
 Problems with single events are not request errors: each event gets its own result.
 """
@@ -30,6 +32,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from asksage_admin.core.ratelimit import limit_api_key
 from metrics import ingest, keys, quota
 from metrics.models import IntegrationKey
 
@@ -92,6 +95,8 @@ def api_view(view: ApiView) -> Callable[[HttpRequest], HttpResponse]:
             response = error(401, "unauthorized", "A valid API key is required (Bearer).")
             response["WWW-Authenticate"] = 'Bearer realm="api"'
             return response
+        if (limited := limit_api_key(key.pk)) is not None:
+            return limited
         try:
             return view(request, key, _parse(request))
         except BadRequest as exc:

@@ -46,7 +46,8 @@ class ServiceAdminMixin:
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
-        form = super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+        # `change` by keyword: django.contrib.auth's UserAdmin.get_form takes it in **kwargs.
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
         # modelform_factory makes a new class per call: this is per request, not shared.
         form.actor = request.user
         return form

@@ -84,6 +84,9 @@ class ActivityLog(AppendOnlyModel):
         API_KEY_REVOKED = "api_key_revoked", "API key revoked"
         API_KEY_USED = "api_key_used", "API key used"
         INVITATION_DECLINED = "invitation_declined", "Invitation declined"
+        ACCOUNT_CREATED = "account_created", "Account created by staff"
+        ACCOUNT_UPDATED = "account_updated", "Account changed by staff"
+        MFA_DEVICE_REMOVED = "mfa_device_removed", "MFA device removed by staff"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -123,3 +126,22 @@ class ActivityLog(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
+
+
+class RateBucket(models.Model):
+    """One token bucket of a request limit (asksage_admin.core.ratelimit), a row per key.
+
+    In the database so that every gunicorn worker, on every host, draws from the same bucket
+    without another server; one UPSERT a request reads and refills it.
+    """
+
+    key = models.CharField(max_length=100, primary_key=True)
+    tokens = models.FloatField()
+    updated_at = models.FloatField(help_text="Unix time of the last refill.")
+    allowed = models.BooleanField(default=True, help_text="Whether the last request passed.")
+
+    class Meta:
+        db_table = "rate_bucket"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens:.1f}"

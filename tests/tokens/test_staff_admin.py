@@ -303,7 +303,7 @@ def test_superuser_user_admin_keeps_allocations_read_only(staff_client, member):
 
 
 def test_console_admin_cannot_open_staff_admin(org_admin_client):
-    assert org_admin_client.get(ENTERPRISES).status_code == 302
+    assert org_admin_client.get(ENTERPRISES).status_code == 403
 
 
 def test_time_zone_change_is_explained_warned_and_logged(staff_client, enterprise, org_admin):
