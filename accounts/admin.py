@@ -8,7 +8,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.http import HttpRequest
 
-from accounts.models import User
+from accounts.models import BackupCodeDevice, User
 
 
 class StaffUserCreationForm(AdminUserCreationForm):
@@ -69,4 +69,23 @@ class UserAdmin(DjangoUserAdmin):
         return readonly
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(BackupCodeDevice)
+class BackupCodeDeviceAdmin(admin.ModelAdmin):
+    """Staff may see that a user has backup codes and remove the set (a lost phone and
+    printout), never the codes or their hashes."""
+
+    list_display = ["user", "name", "confirmed", "unused_codes", "last_used_at"]
+    search_fields = ["user__email"]
+    fields = ["user", "name", "confirmed", "unused_codes", "last_used_at"]
+    readonly_fields = ["user", "unused_codes", "last_used_at"]
+    list_select_related = ["user"]
+
+    @admin.display(description="Unused codes")
+    def unused_codes(self, obj: BackupCodeDevice) -> str:
+        return f"{obj.codes.count()} unused"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
