@@ -196,6 +196,8 @@ class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
         with transaction.atomic():
             response = super().form_valid(form)
             services.record_password_reset(form.user)
+            # The reset link was mailed to the address: that proves it, like the confirmation.
+            services.confirm_email(form.user)
         return response
 
 
@@ -224,6 +226,8 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     # Replacing the authenticator is an account takeover if anyone can do it from an open
     # session: it needs the password and a code from the current authenticator too.
     reauth = ReauthForm(request.POST or None, prefix="reauth") if replacing else None
+    if replacing:
+        form.fields["code"].label = "Code from the new app"
     if request.method == "POST" and form.is_valid() and (reauth is None or reauth.is_valid()):
         refusal = None
         if reauth is not None:

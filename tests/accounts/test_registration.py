@@ -231,3 +231,16 @@ def test_registration_cannot_set_role_enterprise_or_staff(enterprise):
 def test_register_page_has_no_usable_password_switch(db):
     """Django's admin-only 'password-based authentication' toggle must not leak in."""
     assert "usable_password" not in Client().get("/accounts/register/").content.decode()
+
+
+def test_seeded_demo_accounts_are_confirmed_and_can_sign_in(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("seed_demo", "--password", GOOD_PASSWORD, stdout=StringIO())
+    assert not User.objects.filter(email_confirmed=False).exists()
+    member = User.objects.filter(role="member").exclude(enterprise=None).first()
+    client = Client()
+    client.post("/accounts/login/", {"username": member.email, "password": GOOD_PASSWORD})
+    assert client.session[SESSION_KEY] == str(member.pk)
