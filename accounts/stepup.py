@@ -42,13 +42,13 @@ def verify_url(next_url: str) -> str:
 
 
 def _page_to_return_to(request: HttpRequest) -> str:
-    """Where the user should land after verifying: the page the action came from."""
+    """Where a JSON caller's user lands after verifying: the page the call came from."""
     referer = request.headers.get("Referer", "")
     if referer and url_has_allowed_host_and_scheme(
         referer, {request.get_host()}, request.is_secure()
     ):
         return referer.split(request.get_host(), 1)[-1] or "/"
-    return request.path
+    return "/"  # the JSON endpoint itself has no page to come back to
 
 
 def step_up_required(view: View) -> View:

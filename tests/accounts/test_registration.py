@@ -244,3 +244,17 @@ def test_seeded_demo_accounts_are_confirmed_and_can_sign_in(db):
     client = Client()
     client.post("/accounts/login/", {"username": member.email, "password": GOOD_PASSWORD})
     assert client.session[SESSION_KEY] == str(member.pk)
+
+
+def test_confirmation_link_expires(db, settings):
+    from datetime import datetime, timedelta
+    from unittest import mock
+
+    from accounts.services import EmailConfirmationTokens
+
+    _register()
+    link = _confirmation_link()
+    later = datetime.now() + timedelta(seconds=settings.EMAIL_CONFIRMATION_TIMEOUT + 60)
+    with mock.patch.object(EmailConfirmationTokens, "_now", return_value=later):
+        assert Client().get(link).status_code == 400
+    assert User.objects.get().email_confirmed is False

@@ -137,3 +137,11 @@ def test_wrong_code_does_not_complete_the_action(org_admin_client, ann):
 def test_auditor_still_gets_403_not_a_code_prompt(auditor_client, ann):
     with _later(16):
         assert _save(auditor_client, ann, 300_000).status_code == 403
+
+
+def test_json_step_up_without_a_referer_returns_home_after_verifying(org_admin_client, ann):
+    body = {"column": "inference", "changes": [{"id": ann.pk, "value": 300_000, "original": MIN}]}
+    with _later(16):
+        response = org_admin_client.post(SAVE, json.dumps(body), content_type="application/json")
+    url = urlsplit(response.json()["error"]["url"])
+    assert parse_qs(url.query)["next"] == ["/"]
