@@ -221,6 +221,29 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe /healthz over plain HTTP and treat a 301 as "down".
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["upgrade-insecure-requests"] = True
+
+# django-otp: TOTP codes are valid for one 30 s step either side; failures back off
+# exponentially (1 s, 2 s, 4 s ...) per device, which django-otp records on the device row.
+# A factor of 0 would switch the throttle off and allow brute force: at least 1.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AskSage Enterprise Admin")
+OTP_TOTP_THROTTLE_FACTOR = env_int("OTP_TOTP_THROTTLE_FACTOR", 1, minimum=1)
+OTP_STATIC_THROTTLE_FACTOR = env_int("OTP_STATIC_THROTTLE_FACTOR", 1, minimum=1)
+# Staff may manage devices in /staff/ (remove a lost one) but never read a user's TOTP
+# secret, its QR code or backup codes: that would let them pass someone else's MFA.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
 # Console sessions (admins, auditors, staff) end after this much inactivity, and this long
 # after sign-in whatever happens. Members keep SESSION_COOKIE_AGE.
 CONSOLE_SESSION_IDLE_SECONDS = env_int("CONSOLE_SESSION_IDLE_SECONDS", 30 * 60, minimum=60)
@@ -246,34 +269,15 @@ AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_RESET_ON_SUCCESS = True
-AXES_VERBOSE = False  # failed sign-ins are in the activity log; no per-attempt log lines
+# Sign-ins and failures are in the activity log already: no second log table or log lines.
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True
 SIGN_IN_COOL_OFF_SECONDS = env_int("SIGN_IN_COOL_OFF_SECONDS", 5 * 60, minimum=1)
 
 if PRODUCTION:
     # __Host- cookies: Secure, Path=/, no Domain, so a sibling subdomain cannot plant one.
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    # Load balancers probe /healthz over plain HTTP and treat a 301 as "down".
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-    CONTENT_SECURITY_POLICY["DIRECTIVES"]["upgrade-insecure-requests"] = True
-
-# django-otp: TOTP codes are valid for one 30 s step either side; failures back off
-# exponentially (1 s, 2 s, 4 s ...) per device, which django-otp records on the device row.
-# A factor of 0 would switch the throttle off and allow brute force: at least 1.
-OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AskSage Enterprise Admin")
-OTP_TOTP_THROTTLE_FACTOR = env_int("OTP_TOTP_THROTTLE_FACTOR", 1, minimum=1)
-OTP_STATIC_THROTTLE_FACTOR = env_int("OTP_STATIC_THROTTLE_FACTOR", 1, minimum=1)
-# Staff may manage devices in /staff/ (remove a lost one) but never read a user's TOTP
-# secret, its QR code or backup codes: that would let them pass someone else's MFA.
-OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 DJANGO_TABLES2_TEMPLATE = "includes/table.html"
 
