@@ -16,6 +16,7 @@ from django.utils.http import urlencode
 from django_otp import user_has_device
 
 from asksage_admin.core.audit import Action, log_activity
+from asksage_admin.core.errors import json_error
 
 SIGNED_IN_AT_KEY = "signed_in_at"
 LAST_SEEN_KEY = "last_seen_at"
@@ -100,5 +101,7 @@ class SessionLimitsMiddleware:
     def _end(self, request: HttpRequest, reason: str, message: str) -> HttpResponse:
         log_activity(actor=request.user, action=Action.SIGN_OUT, target=f"session {reason}")
         logout(request)
+        if request.content_type == "application/json":  # the inline editor: say why, in JSON
+            return json_error(401, "session_expired", f"{message} Reload the page to sign in.")
         messages.info(request, f"{message} Sign in again to continue.")
         return redirect_to_login(request.get_full_path() if request.method == "GET" else "/")

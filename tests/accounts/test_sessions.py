@@ -120,3 +120,11 @@ def test_settings_page_offers_sign_out_everywhere(member_client):
 def test_production_uses_host_prefixed_cookie_names(tmp_path):
     names = _print_setting(_production(tmp_path), "s.SESSION_COOKIE_NAME, s.CSRF_COOKIE_NAME")
     assert names == "('__Host-sessionid', '__Host-csrftoken')"
+
+
+def test_expired_session_answers_the_inline_editor_in_json(org_admin):
+    client = _console_client(org_admin)
+    with _at(31):
+        response = client.post("/org/users/allocations/", "{}", content_type="application/json")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "session_expired"
