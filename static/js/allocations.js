@@ -34,13 +34,13 @@
   function check(text) {
     var digits = text.replace(/[\s,_]/g, "");
     if (/^-\s*\d/.test(text.trim())) {
-      return { value: null, problem: "Allocations cannot be negative." };
+      return { value: null, problem: "Cannot be negative." };
     }
     if (!/^\d+$/.test(digits)) {
-      return { value: null, problem: "Enter a whole number of tokens, like 250000." };
+      return { value: null, problem: "Enter a whole number." };
     }
     if (digits.replace(/^0+(?=\d)/, "").length > 15) {
-      return { value: null, problem: "That number is too large." };
+      return { value: null, problem: "Too large." };
     }
     return { value: Number(digits), problem: "" };
   }
