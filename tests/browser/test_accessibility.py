@@ -31,6 +31,12 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 AXE_URL = "/__axe__/axe.min.js"  # never reaches Django: the route below answers it
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 BLOCKING = {"serious", "critical"}
+AXE_RUN = """tags => axe
+  .run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]})
+  .then(result => result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target, summary: n.failureSummary})),
+  })))"""
 
 
 @dataclass
@@ -93,13 +99,7 @@ def audit(page):
         page.wait_for_load_state("load")
         if not page.evaluate("typeof window.axe !== 'undefined'"):
             page.add_script_tag(url=AXE_URL)
-        found = page.evaluate(
-            """tags => axe.run(document, {runOnly: {type: "tag", values: tags},
-                                           resultTypes: ["violations"]})
-                     .then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                            nodes: v.nodes.map(n => ({target: n.target, summary: n.failureSummary}))})))""",
-            WCAG_TAGS,
-        )
+        found = page.evaluate(AXE_RUN, WCAG_TAGS)
         result = Result(label, persona, found, list(csp))
         csp.clear()
         RESULTS.append(result)
