@@ -2,8 +2,8 @@
 
 Screenshots go to artifacts/responsive/. In the page, JavaScript checks that no table cell's
 text overflows its cell, that nothing fixed or sticky covers a table row, that a table wider
-than its box says so ("Scroll sideways for more columns"), that emails stay on one line, and
-that the Dashboard's card rows have no orphan.
+than its box says so ("Scroll sideways for more columns"), that emails stay on one line, that
+the Activity Logs filter stays on one row and that card grids leave no orphan.
 """
 
 from __future__ import annotations
@@ -69,10 +69,21 @@ LAYOUT_PROBLEMS = """(scrolled = false) => {
       if (!visible) problems.push(`table scrolls sideways without a cue: ${name(wrap)}`);
     }
   }
-  for (const email of document.querySelectorAll("td.email a")) {
-    if (email.getClientRects().length > 1) {
-      problems.push(`email breaks over lines: ${email.textContent}`);
-    }
+  // Any cell holding just an email address, in any table: its text stays on one line.
+  for (const td of document.querySelectorAll("td")) {
+    const text = td.textContent.trim();
+    if (!/^[^\\s@]+@[^\\s@]+$/.test(text)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.bottom)));
+    if (lines.size > 1) problems.push(`email breaks over lines: ${text}`);
+  }
+  // The Activity Logs filter: its fields and button on one row.
+  const filters = document.querySelector(".activity-filters");
+  if (filters) {
+    const rows = new Set([...filters.children].filter(el => el.offsetParent !== null)
+      .map(el => Math.round(el.getBoundingClientRect().bottom)));
+    if (rows.size > 1) problems.push(`activity filter wraps onto ${rows.size} rows`);
   }
   for (const grid of document.querySelectorAll(".grid")) {
     const rows = new Map();
