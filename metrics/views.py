@@ -12,7 +12,7 @@ from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
 from asksage_admin.core.models import ActivityLog
 from asksage_admin.core.tables import BaseTable
-from metrics import charts, exports, queries
+from metrics import charts, copy_export, exports, queries
 from metrics.filters import ActivityLogFilterSet
 from metrics.models import ReconcileRun
 from metrics.tables import (
@@ -30,6 +30,13 @@ from tokens.tables import UserTable
 
 ACTIVITY_PER_PAGE = 50
 TOP_USERS = 10
+# SQL twins of ActivityLogTable's value_<column>() for the COPY export (metrics/copy_export.py).
+ACTIVITY_CSV = {
+    "created_at": copy_export.LOCAL_ISO_SECONDS,
+    "action": copy_export.RAW,
+    "old_value": copy_export.JSON,
+    "new_value": copy_export.JSON,
+}
 
 
 @require_GET
@@ -156,11 +163,12 @@ def activity_csv(request: ConsoleRequest) -> HttpResponse:
     # count describe the same set of rows.
     latest = ActivityLog.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     logs = filterset.qs.filter(pk__lte=latest)
-    table = ActivityLogTable([], time_zone=request.enterprise.tzinfo)
+    time_zone = request.enterprise.tzinfo
+    table = ActivityLogTable([], time_zone=time_zone)
     return exports.csv_response(
         request,
         name="activity-log",
-        rows=exports.value_rows(table, logs),
+        lines=exports.queryset_csv(table, logs, formats=ACTIVITY_CSV, time_zone=time_zone),
         row_count=logs.count(),
     )
 
@@ -171,7 +179,7 @@ def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> Strea
     return exports.csv_response(
         request,
         name=name,
-        rows=exports.value_rows(table, users),
+        lines=exports.queryset_csv(table, users, formats={"date_joined": copy_export.UTC_DATE}),
         row_count=users.count(),
     )
 

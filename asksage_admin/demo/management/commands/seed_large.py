@@ -101,7 +101,7 @@ class Command(BaseCommand):
         with transaction.atomic(), connection.cursor() as cursor:
             for table in tables:
                 cursor.execute(f"DELETE FROM {table} WHERE enterprise_id = ANY(%s)", [ids])  # noqa: S608
-            cursor.execute("DELETE FROM metrics_activitylog WHERE enterprise_id = ANY(%s)", [ids])
+            cursor.execute("DELETE FROM core_activitylog WHERE enterprise_id = ANY(%s)", [ids])
             cursor.execute(
                 "DELETE FROM otp_totp_totpdevice WHERE user_id IN "
                 "(SELECT id FROM accounts_user WHERE enterprise_id = ANY(%s))",
@@ -234,7 +234,7 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute(
                 """
-                INSERT INTO metrics_activitylog (created_at, actor_id, actor_email, enterprise_id,
+                INSERT INTO core_activitylog (created_at, actor_id, actor_email, enterprise_id,
                     action, target, old_value, new_value, ip_address, request_id)
                 SELECT now() - (n * interval '10 minutes'), NULL, %(email)s, %(ent)s,
                        (%(actions)s::text[])[1 + n %% 5],
