@@ -15,6 +15,7 @@ from asksage_admin.core.tables import BaseTable
 from metrics import charts, copy_export, exports, queries
 from metrics.filters import ActivityLogFilterSet
 from metrics.models import ReconcileRun
+from metrics.pagination import NearEndPaginator
 from metrics.tables import (
     ActivityLogTable,
     ModelUsageTable,
@@ -133,7 +134,8 @@ def activity(request: ConsoleRequest) -> HttpResponse:
     # A bound filter with bad input shows its errors and no rows, never an unfiltered log.
     logs = filterset.qs if filterset.is_valid() or not filterset.is_bound else filterset.qs.none()
     table = ActivityLogTable(logs, time_zone=request.enterprise.tzinfo)
-    RequestConfig(request, paginate={"per_page": ACTIVITY_PER_PAGE}).configure(table)
+    paginate = {"per_page": ACTIVITY_PER_PAGE, "paginator_class": NearEndPaginator}
+    RequestConfig(request, paginate=paginate).configure(table)
     ctx = {"filter": filterset, "table": table, "query": request.GET.urlencode()}
     return render(request, "metrics/activity.html", ctx)
 
