@@ -38,7 +38,7 @@ def main() -> int:
         default=Path(__file__).resolve().parent.parent,
         help="Source tree gunicorn serves for pages/exports (e.g. a worktree of an older commit).",
     )
-    parser.add_argument("--port", type=int, default=8731, help="gunicorn port for pages/exports.")
+    parser.add_argument("--port", type=int, default=0, help="gunicorn port (0: a free one).")
     args = parser.parse_args()
 
     import django

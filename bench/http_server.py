@@ -12,6 +12,7 @@ import http.client
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,8 +79,15 @@ def auth_method() -> str:
     return "pg_hba: no host rule found"
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def start(app_dir: Path, port: int, database_url: str, workers: int = 1) -> Server:
-    secret_key = secrets.token_urlsafe(64)
+    port = port or free_port()  # another developer's server may hold any fixed port
+    secret_key = settings.SECRET_KEY  # the benchmark's sessions are signed with it
     env = {
         **os.environ,
         "PRODUCTION": "true",
@@ -107,7 +116,7 @@ def start(app_dir: Path, port: int, database_url: str, workers: int = 1) -> Serv
     proc = subprocess.Popen(cmd, cwd=app_dir, env=env, start_new_session=True)  # noqa: S603
     server = Server(proc, port, database_url, secret_key)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
@@ -116,4 +125,4 @@ def start(app_dir: Path, port: int, database_url: str, workers: int = 1) -> Serv
         except OSError:
             time.sleep(0.3)
     server.stop()
-    raise SystemExit("gunicorn did not answer /healthz within 30 s")
+    raise SystemExit("gunicorn did not start (or did not answer /healthz within 30 s)")
