@@ -8,7 +8,6 @@ page's own django-tables2 columns (`value()`), so a CSV and its page cannot disa
 from __future__ import annotations
 
 import csv
-import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -100,8 +99,12 @@ def queryset_csv(
     """
     rows = copy_lines(table, queryset, formats=formats, time_zone=time_zone)
     if rows is None:
-        return csv_lines(value_rows(table, queryset))
-    return itertools.chain([header_line(table)], rows())
+        yield from csv_lines(value_rows(table, queryset))
+        return
+    # A generator (not itertools.chain): StreamingHttpResponse closes it when the client goes
+    # away, which ends the COPY and frees the connection for the next request.
+    yield header_line(table)
+    yield from rows()
 
 
 def csv_lines(rows: Iterable[list[Any]]) -> Iterator[str]:

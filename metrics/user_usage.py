@@ -32,11 +32,15 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
             # LEFT JOINs on the roll-ups, not a correlated subquery per user: sorted by a
             # usage column, PostgreSQL hash-joins the enterprise's roll-ups of that month
             # (one index range) instead of probing the roll-ups once per user.
+            # The enterprise in the join condition lets the roll-ups be read through their
+            # (enterprise, month, ...) index rather than a scan of every enterprise's month.
             this_month_usage=FilteredRelation(
-                "monthly_usage", condition=Q(monthly_usage__month=this_month)
+                "monthly_usage",
+                condition=Q(monthly_usage__enterprise=enterprise, monthly_usage__month=this_month),
             ),
             prev_month_usage=FilteredRelation(
-                "monthly_usage", condition=Q(monthly_usage__month=previous)
+                "monthly_usage",
+                condition=Q(monthly_usage__enterprise=enterprise, monthly_usage__month=previous),
             ),
             # A user with no usage yet has no roll-up row: 0, not NULL, so sorts are total.
             total_usage=Coalesce(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from accounts.models import User
 from asksage_admin.core.models import ActivityLog
@@ -133,3 +134,17 @@ def test_copy_sql_is_a_copy_statement(enterprise):
     )
     assert sql.startswith("COPY (SELECT ") and sql.endswith("TO STDOUT WITH (FORMAT csv)")
     assert enterprise.pk in params
+
+
+def test_abandoned_download_leaves_the_connection_usable(enterprise):
+    User.objects.bulk_create(
+        User(email=f"bulk{i}@example.com", enterprise=enterprise) for i in range(2500)
+    )
+    table = UserTable([], pools=pool_totals(enterprise))
+    chunks = exports.queryset_csv(table, users_with_usage(enterprise))
+    next(chunks), next(chunks)  # header, first 2,000 rows; the client goes away
+    chunks.close()
+    assert User.objects.filter(enterprise=enterprise).count() == 2500
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == "4MB"
