@@ -148,3 +148,11 @@ def test_abandoned_download_leaves_the_connection_usable(enterprise):
     with connection.cursor() as cursor:
         cursor.execute("SHOW work_mem")
         assert cursor.fetchone()[0] == "4MB"
+
+
+def test_search_with_percent_sign_through_copy(org_admin_client, enterprise):
+    factories.make_user("pct50%@example.com", enterprise=enterprise)
+    factories.make_user("other@example.com", enterprise=enterprise)
+    response = org_admin_client.get("/org/exports/users-with-tokens.csv", {"q": "50%"})
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 2 and lines[1].split(",")[1] == "pct50%@example.com"
