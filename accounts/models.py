@@ -193,6 +193,16 @@ class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-m
         indexes = [
             # Users table: WHERE enterprise_id = ? ORDER BY email (the default sort).
             models.Index(fields=["enterprise", "email"], name="user_enterprise_email_idx"),
+            # Users table sorted by another column (ties broken by email), first or last page
+            # read straight from the index (metrics/pagination.py): ORDER BY <col>, email.
+            models.Index(
+                fields=["enterprise", "max_inference_tokens", "email"], name="user_ent_maxinf_idx"
+            ),
+            models.Index(
+                fields=["enterprise", "max_embedding_tokens", "email"], name="user_ent_maxemb_idx"
+            ),
+            models.Index(fields=["enterprise", "role", "email"], name="user_ent_role_idx"),
+            models.Index(fields=["enterprise", "status", "email"], name="user_ent_status_idx"),
         ]
 
     def __str__(self) -> str:

@@ -2,8 +2,10 @@
 
 Against PostgreSQL (DATABASE_URL) with the `manage.py seed_large` data set (created when
 missing). Prints one table per section:
-  pages   – server time p50/p95, SQL query count, the same SQL run alone, page/SQL ratio
-  exports – rows/s and peak traced memory of each CSV export (Users with Tokens at 100,000 users)
+  pages   – over HTTP through gunicorn (production settings, PostgreSQL as a password role over
+            TCP): p50/p95, the page's SQL run alone, Python time (page - SQL), query count,
+            and the in-process p50
+  exports – rows/s and the gunicorn worker's extra peak RSS for each CSV export
   ingest  – events/s through gunicorn (gunicorn.conf.py, PRODUCTION=true, PostgreSQL over TCP
             with a password) for single events, 1,000-event batches and quota checks, against
             pgbench running the same statements in the same run: ratio, p50/p99, errors
@@ -14,10 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import sys
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
 os.environ.setdefault("DEBUG", "false")
+# The benchmark signs its admins' sessions; gunicorn is started with the same key.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
 
 
 def main() -> int:
@@ -29,6 +35,13 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)."
     )
+    parser.add_argument(
+        "--app-dir",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="Source tree gunicorn serves for pages/exports (e.g. a worktree of an older commit).",
+    )
+    parser.add_argument("--port", type=int, default=0, help="gunicorn port (0: a free one).")
     args = parser.parse_args()
 
     import django
@@ -51,9 +64,9 @@ def main() -> int:
     )
     print(f"PostgreSQL: {scale.server_version()} · data: {scale.describe()}\n")
     if "pages" in args.sections:
-        pages.run_pages(requests=args.requests)
+        pages.run_pages(requests=args.requests, app_dir=args.app_dir, port=args.port)
     if "exports" in args.sections:
-        pages.run_exports()
+        pages.run_exports(app_dir=args.app_dir, port=args.port)
     if "ingest" in args.sections:
         ingest.run_ingest(seconds=args.seconds, clients=args.clients, workers=args.workers)
     return 0

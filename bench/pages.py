@@ -1,15 +1,17 @@
-"""Console pages and CSV exports, served in-process by Django's test client."""
+"""Console pages and CSV exports over HTTP through gunicorn (production settings), with the
+in-process (Django test client) figure alongside."""
 
 from __future__ import annotations
 
-import gc
+import http.client
 import re
 import time
-import tracemalloc
+from pathlib import Path
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from bench import http_server
 from bench.report import median, percentile, table, verdict
 from bench.scale import BIG, HUGE, admin_client
 
@@ -20,11 +22,14 @@ PAGES = [
     ("Users by Total Usage", "/org/users/?sort=-total_usage"),
     ("Users by Monthly Inference", "/org/users/?sort=-month_inference"),
     ("Users by Prev Month Inference", "/org/users/?sort=-prev_month_inference"),
-    ("Users, last page", "/org/users/?page=400"),
+    ("Users by Max Inference", "/org/users/?sort=max_inference_tokens"),
+    ("Users, last page", "/org/users/?page=last"),
+    ("Users, last page by Monthly Inf.", "/org/users/?sort=month_inference&page=last"),
     ("Token Statistics", "/org/token-statistics/"),
     ("Token Usage", "/org/token-usage/"),
     ("Monthly Data", "/org/monthly/"),
     ("Activity Logs", "/org/activity/"),
+    ("Activity Logs, last page", "/org/activity/?page=last"),
     ("Activity Logs, filtered", "/org/activity/?action=allocation_changed"),
 ]
 
@@ -36,36 +41,58 @@ EXPORTS = [
     ("Activity Logs CSV", BIG, "/org/exports/activity.csv"),
 ]
 
-PAGE_P95_MS = 150
-PAGE_SQL_RATIO = 3.0
-EXPORT_ROWS_PER_S = 50_000
-EXPORT_PEAK_MB = 64
+PAGE_P95_MS = 50
+PYTHON_MS = 15
+EXPORT_ROWS_PER_S = 100_000
+EXPORT_EXTRA_MB = 64
 
 
-def _get(client, path: str) -> tuple[float, int]:
-    started = time.perf_counter()
-    response = client.get(path)
-    if response.streaming:
-        size = sum(len(chunk) for chunk in response.streaming_content)
-    else:
-        size = len(response.content)
-    elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise SystemExit(f"{path} answered {response.status_code}")
-    return elapsed, size
+class HttpClient:
+    """A signed-in admin's session cookie, sent to gunicorn as a browser behind TLS would."""
+
+    def __init__(self, port: int, slug: str) -> None:
+        client, _ = admin_client(slug)
+        self.port = port
+        self.headers = {
+            "Cookie": f"sessionid={client.cookies['sessionid'].value}",
+            "X-Forwarded-Proto": "https",  # the TLS proxy's header (SECURE_PROXY_SSL_HEADER)
+            "Host": "127.0.0.1",
+        }
+
+    def get(self, path: str, *, sink=None) -> tuple[float, int, int]:
+        """(seconds, status, body bytes); the body read in 64 KiB blocks, handed to `sink`."""
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        conn.request("GET", path, headers=self.headers)
+        response = conn.getresponse()
+        size = 0
+        while block := response.read(65536):
+            size += len(block)
+            if sink:
+                sink(block)
+        conn.close()
+        return time.perf_counter() - started, response.status, size
+
+
+def _resolve(path: str, client) -> str:
+    """`page=last` becomes the last page's number, read from the first page's "Page 1 of N"."""
+    if "page=last" not in path:
+        return path
+    html = client.get(path.replace("page=last", "page=1")).content.decode()
+    found = re.search(r"Page 1 of (\d+)", html)
+    return path.replace("page=last", f"page={found[1] if found else 1}")
 
 
 _DECLARE = re.compile(r'^DECLARE "[^"]+" .*?CURSOR (WITH(OUT)? HOLD )?FOR ', re.S)
 
 
 def _sql_alone(queries: list[dict], repeat: int) -> float:
-    """Median time of running the page's captured SQL statements back to back."""
+    """Median time of running the page's captured SQL statements back to back (over TCP)."""
     timings = []
     with connection.cursor() as cursor:
         for _ in range(repeat):
             started = time.perf_counter()
             for query in queries:
-                # A server-side cursor (QuerySet.iterator) is replayed as its plain query.
                 cursor.execute(_DECLARE.sub("", query["sql"]))
                 if cursor.description:
                     cursor.fetchall()
@@ -73,76 +100,111 @@ def _sql_alone(queries: list[dict], repeat: int) -> float:
     return median(timings)
 
 
-def run_pages(*, requests: int) -> None:
-    client, _ = admin_client(BIG)
+def run_pages(*, requests: int, app_dir: Path, port: int) -> None:
+    database_url = http_server.password_role_url()
+    print(http_server.auth_method(), "(this machine's pg_hba may not force scram)\n")
+    server = http_server.start(app_dir, port, database_url, workers=1)
+    try:
+        _pages(requests, server)
+    finally:
+        server.stop()
+
+
+def _pages(requests: int, server: http_server.Server) -> None:
+    local, _ = admin_client(BIG)
+    remote = HttpClient(server.port, BIG)
     rows = []
-    for label, path in PAGES:
+    for label, raw_path in PAGES:
+        path = _resolve(raw_path, local)
         for _ in range(3):  # warm-up: caches, connection, template loading
-            _get(client, path)
+            local.get(path)
+            remote.get(path)
         with CaptureQueriesContext(connection) as captured:
-            _get(client, path)
+            local.get(path)
         queries = [
             q
             for q in captured.captured_queries
             if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))
         ]
-        times = [_get(client, path)[0] for _ in range(requests)]
+        times = []
+        for _ in range(requests):
+            elapsed, status, _ = remote.get(path)
+            if status != 200:
+                raise SystemExit(f"{path} answered {status} over HTTP")
+            times.append(elapsed)
+        in_process = median([_timed(local, path) for _ in range(max(5, requests // 4))])
         p50, p95 = median(times) * 1000, percentile(times, 95) * 1000
         sql = _sql_alone(queries, repeat=max(5, requests // 4)) * 1000
-        ratio = p50 / sql if sql else 0.0
-        ok = p95 < PAGE_P95_MS and ratio <= PAGE_SQL_RATIO
+        python = p50 - sql
+        ok = p95 < PAGE_P95_MS and python <= PYTHON_MS
         rows.append(
-            [
-                label,
-                f"{p50:.1f}",
-                f"{p95:.1f}",
-                len(queries),
-                f"{sql:.1f}",
-                f"{ratio:.2f}",
-                verdict(ok),
-            ]
-        )
+            [label, f"{p50:.1f}", f"{p95:.1f}", f"{sql:.1f}", f"{python:.1f}", len(queries),
+             f"{in_process * 1000:.1f}", verdict(ok)]
+        )  # fmt: skip
     table(
-        f"Console pages, 10,000-user enterprise ({requests} requests each; target p95 < "
-        f"{PAGE_P95_MS} ms and page <= {PAGE_SQL_RATIO:g} x its SQL)",
-        ["page", "p50 ms", "p95 ms", "queries", "SQL alone ms", "page/SQL", "target"],
+        f"Console pages over HTTP (gunicorn, 1 worker, production settings), 10,000-user "
+        f"enterprise, {requests} requests each; target p95 < {PAGE_P95_MS} ms and Python "
+        f"(page - SQL) <= {PYTHON_MS} ms",
+        ["page", "p50 ms", "p95 ms", "SQL ms", "Python ms", "queries", "in-proc p50", "target"],
         rows,
     )
 
 
-def run_exports() -> None:
+def _timed(client, path: str) -> float:
+    started = time.perf_counter()
+    response = client.get(path)
+    if response.streaming:
+        for _ in response.streaming_content:
+            pass
+    return time.perf_counter() - started
+
+
+def _rss_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_exports(*, app_dir: Path, port: int) -> None:
+    database_url = http_server.password_role_url()
+    server = http_server.start(app_dir, port, database_url, workers=1)
+    try:
+        _exports(server)
+    finally:
+        server.stop()
+
+
+def _exports(server: http_server.Server) -> None:
     rows = []
     for label, slug, path in EXPORTS:
-        client, _ = admin_client(slug)
-        _get(client, path)  # warm-up
-        response = client.get(path)
-        started = time.perf_counter()
-        lines = sum(chunk.count(b"\n") for chunk in response.streaming_content)
-        elapsed = time.perf_counter() - started
+        client = HttpClient(server.port, slug)
+        client.get(path)  # warm-up
+        pid = server.worker_pid()
+        before = _rss_kb(pid, "VmRSS")
+        # Reset the worker's peak RSS (VmHWM) so the reading below is this download's peak.
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        lines = 0
+
+        def count(block: bytes) -> None:
+            nonlocal lines
+            lines += block.count(b"\n")
+
+        elapsed, status, size = client.get(path, sink=count)
+        if status != 200:
+            raise SystemExit(f"{path} answered {status} over HTTP")
+        extra_mb = (_rss_kb(pid, "VmHWM") - before) / 1024
         data_rows = max(0, lines - 1)
-        gc.collect()
-        tracemalloc.start()
-        response = client.get(path)
-        for _chunk in response.streaming_content:
-            pass
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
         rate = data_rows / elapsed if elapsed else 0
-        peak_mb = peak / 1_048_576
         # A tiny export (a few dozen monthly rows) is judged on memory only.
-        ok = peak_mb < EXPORT_PEAK_MB and (rate >= EXPORT_ROWS_PER_S or data_rows < 1000)
+        ok = extra_mb < EXPORT_EXTRA_MB and (rate >= EXPORT_ROWS_PER_S or data_rows < 1000)
         rows.append(
-            [
-                label,
-                f"{data_rows:,}",
-                f"{elapsed:.2f}",
-                f"{rate:,.0f}",
-                f"{peak_mb:.1f}",
-                verdict(ok),
-            ]
-        )
+            [label, f"{data_rows:,}", f"{size / 1_048_576:.1f}", f"{elapsed:.2f}",
+             f"{rate:,.0f}", f"{extra_mb:.1f}", verdict(ok)]
+        )  # fmt: skip
     table(
-        f"CSV exports (target >= {EXPORT_ROWS_PER_S:,} rows/s, < {EXPORT_PEAK_MB} MB extra memory)",
-        ["export", "rows", "seconds", "rows/s", "peak MB (traced)", "target"],
+        f"CSV exports over HTTP (gunicorn, 1 worker; target >= {EXPORT_ROWS_PER_S:,} rows/s, "
+        f"< {EXPORT_EXTRA_MB} MB extra worker RSS)",
+        ["export", "rows", "MB", "seconds", "rows/s", "extra RSS MB", "target"],
         rows,
     )

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import F, FilteredRelation, IntegerField, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
-from metrics.models import MonthlyUsage
 from metrics.quota import add_months, usage_month
 
 
@@ -24,27 +23,37 @@ def usage_months(enterprise: Enterprise, now: dt.datetime | None = None) -> tupl
     return this_month, add_months(this_month, -1)
 
 
-def _month_inference(month: dt.date) -> Coalesce:
-    tokens = MonthlyUsage.objects.filter(user=OuterRef("pk"), month=month).values(
-        "inference_tokens"
-    )[:1]
-    return Coalesce(Subquery(tokens, output_field=IntegerField()), Value(0))
-
-
 def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> QuerySet[User]:
     """The enterprise's users with total_usage, month_inference and prev_month_inference."""
     this_month, previous = usage_months(enterprise, now)
     return (
         User.objects.in_enterprise(enterprise)
         .annotate(
-            # LEFT JOIN on the one-to-one roll-up; a user with no usage yet has no row.
+            # LEFT JOINs on the roll-ups, not a correlated subquery per user: sorted by a
+            # usage column, PostgreSQL hash-joins the enterprise's roll-ups of that month
+            # (one index range) instead of probing the roll-ups once per user.
+            # The enterprise in the join condition lets the roll-ups be read through their
+            # (enterprise, month, ...) index rather than a scan of every enterprise's month.
+            this_month_usage=FilteredRelation(
+                "monthly_usage",
+                condition=Q(monthly_usage__enterprise=enterprise, monthly_usage__month=this_month),
+            ),
+            prev_month_usage=FilteredRelation(
+                "monthly_usage",
+                condition=Q(monthly_usage__enterprise=enterprise, monthly_usage__month=previous),
+            ),
+            # A user with no usage yet has no roll-up row: 0, not NULL, so sorts are total.
             total_usage=Coalesce(
                 F("usage_total__inference_tokens") + F("usage_total__embedding_tokens"),
                 Value(0),
                 output_field=IntegerField(),
             ),
-            month_inference=_month_inference(this_month),
-            prev_month_inference=_month_inference(previous),
+            month_inference=Coalesce(
+                F("this_month_usage__inference_tokens"), Value(0), output_field=IntegerField()
+            ),
+            prev_month_inference=Coalesce(
+                F("prev_month_usage__inference_tokens"), Value(0), output_field=IntegerField()
+            ),
         )
         .order_by("email")
     )

@@ -17,6 +17,7 @@ from accounts.models import User
 from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.filters import filtered_rows
+from metrics.pagination import NearEndPaginator
 from metrics.user_usage import users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
@@ -33,7 +34,8 @@ def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     filters = UserFilter(request.GET, queryset=users_with_usage(enterprise))
     table = UserTable(filtered_rows(filters), pools=pool_totals(enterprise))
-    RequestConfig(request, paginate={"per_page": USERS_PER_PAGE}).configure(table)
+    paginate = {"per_page": USERS_PER_PAGE, "paginator_class": NearEndPaginator}
+    RequestConfig(request, paginate=paginate).configure(table)
     ctx = {"table": table, "filter": filters, "can_edit": request.user.can_edit_console}
     return render(request, "tokens/user_list.html", ctx)
 

@@ -14,9 +14,10 @@ from accounts.queries import people_summary
 from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog
 from asksage_admin.core.tables import BaseTable
-from metrics import charts, exports, queries
+from metrics import charts, copy_export, exports, queries
 from metrics.filters import ActivityLogFilterSet
 from metrics.models import ReconcileRun
+from metrics.pagination import NearEndPaginator
 from metrics.tables import (
     ActivityLogTable,
     ModelUsageTable,
@@ -32,6 +33,13 @@ from tokens.tables import UserTable
 
 ACTIVITY_PER_PAGE = 50
 TOP_USERS = 10
+# SQL twins of ActivityLogTable's value_<column>() for the COPY export (metrics/copy_export.py).
+ACTIVITY_CSV = {
+    "created_at": copy_export.LOCAL_ISO_SECONDS,
+    "action": copy_export.RAW,
+    "old_value": copy_export.JSON,
+    "new_value": copy_export.JSON,
+}
 
 
 @require_GET
@@ -126,7 +134,8 @@ def _activity_filter(request: ConsoleRequest) -> ActivityLogFilterSet:
 def activity(request: ConsoleRequest) -> HttpResponse:
     filterset = _activity_filter(request)
     table = ActivityLogTable(filtered_rows(filterset), time_zone=request.enterprise.tzinfo)
-    RequestConfig(request, paginate={"per_page": ACTIVITY_PER_PAGE}).configure(table)
+    paginate = {"per_page": ACTIVITY_PER_PAGE, "paginator_class": NearEndPaginator}
+    RequestConfig(request, paginate=paginate).configure(table)
     ctx = {"filter": filterset, "table": table, "query": request.GET.urlencode()}
     return render(request, "metrics/activity.html", ctx)
 
@@ -154,11 +163,12 @@ def activity_csv(request: ConsoleRequest) -> HttpResponseBase:
     # count describe the same set of rows.
     latest = ActivityLog.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     logs = filterset.qs.filter(pk__lte=latest)
-    table = ActivityLogTable([], time_zone=request.enterprise.tzinfo)
+    time_zone = request.enterprise.tzinfo
+    table = ActivityLogTable([], time_zone=time_zone)
     return exports.csv_response(
         request,
         name="activity-log",
-        rows=exports.value_rows(table, logs),
+        lines=exports.queryset_csv(table, logs, formats=ACTIVITY_CSV, time_zone=time_zone),
         row_count=logs.count(),
     )
 
@@ -172,7 +182,7 @@ def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> HttpR
     return exports.csv_response(
         request,
         name=name,
-        rows=exports.value_rows(table, users),
+        lines=exports.queryset_csv(table, users, formats={"date_joined": copy_export.UTC_DATE}),
         row_count=users.count(),
     )
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import django_tables2 as tables
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -65,6 +67,29 @@ class BadgeColumn(tables.Column):
         return getattr(record, f"get_{bound_column.name}_display")()
 
 
+class LeanRow(NamedTuple):
+    """One Users row, formatted once in Python for includes/user_table.html."""
+
+    pk: int
+    url: str
+    email: str
+    role: str
+    role_label: str
+    status: str
+    status_label: str
+    inference: int
+    inference_text: str
+    embedding: int
+    embedding_text: str
+    total_usage: str
+    month_inference: str
+    prev_month_inference: str
+
+
+_ROLES = dict(User.Role.choices)
+_STATUSES = dict(User.Status.choices)
+
+
 class UserTable(BaseTable):
     id = tables.Column(verbose_name="ID", attrs={"td": {"class": "num"}, "th": {"class": "num"}})
     email = tables.Column(
@@ -108,7 +133,32 @@ class UserTable(BaseTable):
         order_by = "email"
         row_attrs = {"data-user-id": lambda record: record.pk}
         empty_text = "No users match."
+        # Rows come from lean_rows(): django-tables2's per-cell rendering cost ~0.2 ms a row
+        # (attrs, accessors, render_* per cell); headers, sorting and pagination stay its own.
+        template_name = "tokens/user_table.html"
 
     def __init__(self, *args: Any, pools: PoolTotals, **kwargs: Any) -> None:
         self.pools = pools
         super().__init__(*args, **kwargs)
+
+    def lean_rows(self) -> Iterator[LeanRow]:
+        """The page's users as the same cells the columns above render, without the plumbing."""
+        url = reverse("console:user_detail", kwargs={"user_id": 1234567890})
+        for row in self.paginated_rows:
+            u = row.record
+            yield LeanRow(
+                u.pk,
+                url.replace("1234567890", str(u.pk)),
+                u.email,
+                u.role,
+                _ROLES.get(u.role, u.role),
+                u.status,
+                _STATUSES.get(u.status, u.status),
+                u.max_inference_tokens,
+                f"{u.max_inference_tokens:,}",
+                u.max_embedding_tokens,
+                f"{u.max_embedding_tokens:,}",
+                f"{int(u.total_usage or 0):,}",
+                f"{int(u.month_inference or 0):,}",
+                f"{int(u.prev_month_inference or 0):,}",
+            )
