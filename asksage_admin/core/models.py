@@ -105,6 +105,12 @@ class ActivityLog(AppendOnlyModel):
     new_value = models.JSONField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # The hash chain (asksage_admin.core.chain): position, the previous row's hash, and
+    # SHA-256(prev_hash + canonical JSON of this row). prev_hash is stored so any single row
+    # of a filtered CSV export can be checked offline.
+    seq = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
 
     objects = ActivityLogQuerySet.as_manager()
 
@@ -123,3 +129,42 @@ class ActivityLog(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
+
+
+class ActivityChainHead(models.Model):
+    """The one row that says where the activity-log chain ends.
+
+    Writers lock it (SELECT ... FOR UPDATE) inside their transaction, so two transactions
+    can never both extend the chain from the same row; verification compares the last
+    row with it, so removing rows at the end of the log is caught too.
+    """
+
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"chain head #{self.seq}"
+
+
+class ChainVerificationQuerySet(models.QuerySet):
+    def latest_run(self) -> ChainVerification | None:
+        return self.order_by("-started_at", "-id").first()
+
+
+class ChainVerification(models.Model):
+    """The outcome of one `verify_activity_log`; the Dashboard and Activity Logs show the last."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    rows_checked = models.BigIntegerField(default=0)
+    verified_by = models.CharField(max_length=254, blank=True)
+    problem = models.TextField(blank=True)
+
+    objects = ChainVerificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"chain check {self.started_at:%Y-%m-%d %H:%M} ok={self.ok}"
