@@ -29,6 +29,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from asksage_admin.core.retry import run_transaction
 from metrics import ingest, keys, quota
 from metrics.models import IntegrationKey
 
@@ -116,7 +117,7 @@ def _field(payload: dict[str, Any], name: str, kind: type) -> Any:
 def usage_events(request: HttpRequest, key: IntegrationKey, payload: dict) -> HttpResponse:
     """POST /api/v1/usage/events: {"events": [...]} -> one result per event."""
     events = _field(payload, "events", list)
-    results = ingest.record_usage_batch(integration=key, events=events)
+    results = run_transaction(ingest.record_usage_batch, integration=key, events=events)
     summary = {"recorded": 0, "duplicate": 0, "rejected": 0, "overage": 0}
     for result in results:
         summary[result.status] += 1
