@@ -10,7 +10,7 @@ from django_tables2 import RequestConfig
 
 from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
-from asksage_admin.core.models import ActivityLog
+from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.tables import BaseTable
 from metrics import charts, exports, queries
 from metrics.filters import ActivityLogFilterSet
@@ -40,6 +40,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "enterprise": enterprise,
         "people": people_summary(enterprise),
         "last_reconcile": ReconcileRun.objects.last_passed(),
+        "last_chain_check": ChainVerification.objects.latest_run(),
     }
     ctx["usage"] = queries.dashboard_usage(enterprise)
     ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/_pool_summary.html
@@ -127,7 +128,12 @@ def activity(request: ConsoleRequest) -> HttpResponse:
     logs = filterset.qs if filterset.is_valid() or not filterset.is_bound else filterset.qs.none()
     table = ActivityLogTable(logs, time_zone=request.enterprise.tzinfo)
     RequestConfig(request, paginate={"per_page": ACTIVITY_PER_PAGE}).configure(table)
-    ctx = {"filter": filterset, "table": table, "query": request.GET.urlencode()}
+    ctx = {
+        "filter": filterset,
+        "table": table,
+        "query": request.GET.urlencode(),
+        "last_chain_check": ChainVerification.objects.latest_run(),
+    }
     return render(request, "metrics/activity.html", ctx)
 
 

@@ -54,6 +54,15 @@ def _flush_past_the_guards() -> None:
     BaseDatabaseOperations.execute_sql_flush = execute_sql_flush
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_postgres():
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def arrange_past_the_guards(request: pytest.FixtureRequest):
     """On PostgreSQL the test's own connection skips the guard triggers (pool within the
