@@ -12,7 +12,9 @@ raw UPDATE, a future code path):
 
 The triggers are DEFERRABLE INITIALLY DEFERRED: a multi-row Save Changes is checked once,
 at commit, on its final state. The pool is summed once per enterprise per transaction (the
-`asksage.pool_checked` transaction-local setting remembers which were checked). The same
+`asksage.pool_checked` transaction-local setting remembers which were checked; any later
+change to allocations or purchases clears it, so SET CONSTRAINTS ... IMMEDIATE mid-way
+cannot let a later change through unchecked). The same
 messages as the services' reach the user (asksage_admin.core.errors.guard_refusal).
 On SQLite nothing is installed; the service rules still hold there.
 """
@@ -112,6 +114,22 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION asksage_pool_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('asksage.pool_checked', true), '') <> '' THEN
+        PERFORM set_config('asksage.pool_checked', '', true);
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER accounts_user_pool_changed BEFORE INSERT OR UPDATE OF
+    max_inference_tokens, max_embedding_tokens, enterprise_id ON accounts_user
+    FOR EACH ROW EXECUTE FUNCTION asksage_pool_changed();
+CREATE TRIGGER tokens_tokenpurchase_pool_changed BEFORE INSERT ON tokens_tokenpurchase
+    FOR EACH ROW EXECUTE FUNCTION asksage_pool_changed();
+
 CREATE CONSTRAINT TRIGGER accounts_user_pool_insert AFTER INSERT ON accounts_user
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
     WHEN (NEW.enterprise_id IS NOT NULL)
@@ -147,6 +165,8 @@ CREATE CONSTRAINT TRIGGER accounts_enterprise_activation AFTER UPDATE ON account
 """
 
 DROP_GUARDS = """
+DROP TRIGGER IF EXISTS accounts_user_pool_changed ON accounts_user;
+DROP TRIGGER IF EXISTS tokens_tokenpurchase_pool_changed ON tokens_tokenpurchase;
 DROP TRIGGER IF EXISTS accounts_user_pool_insert ON accounts_user;
 DROP TRIGGER IF EXISTS accounts_user_pool_update ON accounts_user;
 DROP TRIGGER IF EXISTS tokens_tokenpurchase_pool ON tokens_tokenpurchase;
@@ -154,6 +174,7 @@ DROP TRIGGER IF EXISTS accounts_user_minimum_insert ON accounts_user;
 DROP TRIGGER IF EXISTS accounts_user_minimum_update ON accounts_user;
 DROP TRIGGER IF EXISTS accounts_enterprise_activation ON accounts_enterprise;
 DROP FUNCTION IF EXISTS asksage_check_pool();
+DROP FUNCTION IF EXISTS asksage_pool_changed();
 DROP FUNCTION IF EXISTS asksage_check_user_minimum();
 DROP FUNCTION IF EXISTS asksage_check_activation();
 DROP FUNCTION IF EXISTS asksage_fmt(numeric);
