@@ -11,7 +11,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -26,6 +26,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from accounts import services
 from accounts.access import console_enterprise
 from accounts.forms import CodeForm, RegistrationForm, SignInForm, VerifyCodeForm
+from asksage_admin.core.health import database_error
 
 BACKUP_CODES_SESSION_KEY = "fresh_backup_codes"
 
@@ -220,10 +221,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 @never_cache  # a proxy must never answer "healthy" from cache while the database is down
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as exc:  # any database failure means "not healthy"
-        return JsonResponse({"status": "error", "database": type(exc).__name__}, status=503)
+    error = database_error()  # on a fresh connection, not this request's kept-open one
+    if error is not None:
+        return JsonResponse({"status": "error", "database": error}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})

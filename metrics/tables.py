@@ -189,12 +189,6 @@ class ActivityLogTable(BaseTable):
         # Microseconds kept: the hashed record holds the exact time (in UTC).
         return timezone.localtime(value, self.time_zone).isoformat(timespec="microseconds")
 
-    def value_old_value(self, value: Any) -> str:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-    def value_new_value(self, value: Any) -> str:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
     def render_action(self, record: ActivityLog) -> str:
         return format_html(
             '<span class="badge badge-action" data-action="{}">{}</span>',

@@ -32,7 +32,7 @@ def cell(text: str) -> str:
 
 
 def record(row: dict[str, str]) -> str:
-    when = dt.datetime.fromisoformat(cell(row["When"])).astimezone(dt.timezone.utc)
+    when = dt.datetime.fromisoformat(cell(row["When"])).astimezone(dt.UTC)
     old, new = cell(row["Old value"]), cell(row["New value"])
     data = {
         "seq": int(row["Seq"]),

@@ -2,8 +2,9 @@
 
 Every write runs in one transaction (retried on a deadlock, see core.retry) and takes the
 enterprise row lock first (`Enterprise.objects.lock`), the same lock membership and
-provisioning take, so the checks see a pool no concurrent transaction is changing. Amounts arrive as ints (forms and the
-JSON endpoint parse them); a refusal raises `Refused` and changes nothing.
+provisioning take, so the checks see a pool no concurrent transaction is changing. Amounts
+arrive as ints (forms and the JSON endpoint parse them); a refusal raises `Refused` and
+changes nothing.
 """
 
 from __future__ import annotations

@@ -82,9 +82,9 @@ def walk(rows: Iterable[dict[str, Any]], head: tuple[int, str] | None) -> Iterat
     for row in rows:
         seq = row["seq"]
         if seq != expected_seq:
-            missing = (
-                f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq}..{seq - 1}"
-            )
+            missing = f"seq {expected_seq}"
+            if seq > expected_seq + 1:
+                missing += f"..{seq - 1}"
             yield ChainProblem(
                 row["id"], seq, f"rows before it are missing ({missing}): a row was deleted."
             )

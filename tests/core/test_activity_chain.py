@@ -42,7 +42,10 @@ def _raw(sql: str, params=()) -> None:
 def test_rows_are_chained_in_order_from_genesis(org_admin):
     _write(3, org_admin)
     log_activities(
-        [{"actor": org_admin, "action": Action.ALLOCATION_CHANGED, "target": f"u{i}"} for i in (1, 2)]
+        [
+            {"actor": org_admin, "action": Action.ALLOCATION_CHANGED, "target": f"u{i}"}
+            for i in (1, 2)
+        ]
     )
     rows = list(ActivityLog.objects.order_by("seq"))
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
