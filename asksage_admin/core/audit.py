@@ -1,20 +1,18 @@
 """The one way to write the activity log; every layer calls it inside its own transaction.
 
-Every row is chained (asksage_admin.core.chain): the writer locks the one chain-head row,
-gives its rows the next sequence numbers and hashes, and moves the head, all inside the
-caller's transaction. The lock is held until that transaction ends, so services write their
-log rows last, after their own checks and writes, to keep it short.
+Every row is chained as it is inserted (ActivityLog.save / bulk_create, see
+asksage_admin.core.chain): the writer locks the one chain-head row, gives its rows the next
+sequence numbers and hashes, and moves the head, all inside the caller's transaction.
+The lock is held until that transaction ends, so services write their log rows last,
+after their own checks and writes, to keep it short.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-
-from asksage_admin.core.chain import GENESIS, RECORD_FIELDS, canonical_record, chain_hash
 from asksage_admin.core.middleware import current_request_meta
-from asksage_admin.core.models import ActivityChainHead, ActivityLog
+from asksage_admin.core.models import ActivityLog
 
 if TYPE_CHECKING:
     from accounts.models import Enterprise, User
@@ -51,10 +49,8 @@ def log_activity(
         ip_address=meta.ip_address if meta else None,
         request_id=meta.request_id if meta else "",
     )
-    with transaction.atomic():
-        _chain([row])
-        row.save(force_insert=True)
-        return row
+    row.save(force_insert=True)
+    return row
 
 
 def log_activities(entries: list[dict[str, Any]]) -> list[ActivityLog]:
@@ -84,37 +80,4 @@ def log_activities(entries: list[dict[str, Any]]) -> list[ActivityLog]:
                 request_id=meta.request_id if meta else "",
             )
         )
-    with transaction.atomic():
-        _chain(rows)
-        return ActivityLog.objects.bulk_create(rows)
-
-
-def _locked_head() -> ActivityChainHead:
-    """The chain head, locked until the caller's transaction ends (created when missing)."""
-    head = ActivityChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        last = ActivityLog.objects.order_by("-seq").values_list("seq", "hash").first()
-        seq, hash_ = last or (0, GENESIS)
-        ActivityChainHead.objects.bulk_create(
-            [ActivityChainHead(pk=1, seq=seq, hash=hash_)], ignore_conflicts=True
-        )
-        head = ActivityChainHead.objects.select_for_update().get(pk=1)
-    return head
-
-
-_ip_field = ActivityLog._meta.get_field("ip_address")
-
-
-def _chain(rows: list[ActivityLog]) -> None:
-    """Give `rows` the next sequence numbers and hashes, and move the head past them."""
-    head = _locked_head()
-    seq, prev = head.seq, head.hash
-    for row in rows:
-        seq += 1
-        if row.ip_address:
-            row.ip_address = _ip_field.get_prep_value(row.ip_address)
-        row.seq, row.prev_hash = seq, prev
-        values = {name: getattr(row, name) for name in RECORD_FIELDS}
-        row.hash = prev = chain_hash(prev, canonical_record(values))
-    head.seq, head.hash = seq, prev
-    head.save(update_fields=["seq", "hash"])
+    return ActivityLog.objects.bulk_create(rows)
