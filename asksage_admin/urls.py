@@ -29,3 +29,6 @@ urlpatterns = [
     path("api/v1/", include(metrics_urls.api_patterns)),
     path("healthz", accounts_views.healthz, name="healthz"),
 ]
+
+# Database faults raised outside a view (a middleware's query) answer 503, not 500.
+handler500 = "asksage_admin.core.views.server_error"

@@ -6,6 +6,8 @@ missing). Prints one table per section:
   exports – rows/s and peak traced memory of each CSV export (Users with Tokens at 100,000 users)
   ingest  – events/s through gunicorn (production settings, several workers) for single-event
             requests and 1,000-event batches, and the same writes by raw SQL (psycopg), with ratios
+  chaos   – not a benchmark: ingest and allocation saves while app connections are killed;
+            checks nothing acknowledged was lost or doubled (bench/chaos.py). Run it alone.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="Duration of each ingest run.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent ingest clients.")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers.")
+    parser.add_argument("--kill-every", type=float, default=0.5, help="chaos: seconds per kill.")
     args = parser.parse_args()
 
     import django
@@ -39,6 +42,12 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+
+    if args.sections == ["chaos"]:
+        from bench.chaos import run_chaos
+
+        ok = run_chaos(seconds=args.seconds, clients=args.clients, kill_every=args.kill_every)
+        return 0 if ok else 1
 
     from bench import ingest, pages, scale
 

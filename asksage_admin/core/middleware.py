@@ -67,33 +67,38 @@ class DatabaseFaultMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        from django.db import DatabaseError, IntegrityError
+        return fault_response(request, exc)
 
-        from asksage_admin.core.errors import guard_refusal, json_error, refusal_response
-        from asksage_admin.core.retry import DatabaseBusy, busy_from
 
-        if isinstance(exc, IntegrityError) and (refusal := guard_refusal(exc)) is not None:
-            if _wants_json(request):
-                return refusal_response(refusal)
-            return _page(request, refusal.status, "Nothing was saved", refusal.message, "")
-        if isinstance(exc, DatabaseError) and not isinstance(exc, IntegrityError):
-            exc = busy_from(exc) or exc
-        if not isinstance(exc, DatabaseBusy):
-            return None
+def fault_response(request: HttpRequest, exc: BaseException) -> HttpResponse | None:
+    """The clear answer to a database fault, or None when `exc` is not one."""
+    from django.db import Error, IntegrityError
+
+    from asksage_admin.core.errors import guard_refusal, json_error, refusal_response
+    from asksage_admin.core.retry import DatabaseBusy, busy_from
+
+    if isinstance(exc, IntegrityError) and (refusal := guard_refusal(exc)) is not None:
         if _wants_json(request):
-            response = json_error(
-                503, "unavailable", f"{exc.reason} Nothing was saved; try again shortly."
-            )
-        else:
-            response = _page(
-                request,
-                503,
-                "Please try again",
-                f"{exc.reason} Nothing was saved.",
-                "Wait a moment and send it again; your change was not applied.",
-            )
-        response["Retry-After"] = str(exc.retry_after)
-        return response
+            return refusal_response(refusal)
+        return _page(request, refusal.status, "Nothing was saved", refusal.message, "")
+    if isinstance(exc, Error) and not isinstance(exc, IntegrityError):
+        exc = busy_from(exc) or exc
+    if not isinstance(exc, DatabaseBusy):
+        return None
+    if _wants_json(request):
+        response = json_error(
+            503, "unavailable", f"{exc.reason} Nothing was saved; try again shortly."
+        )
+    else:
+        response = _page(
+            request,
+            503,
+            "Please try again",
+            f"{exc.reason} Nothing was saved.",
+            "Wait a moment and send it again; your change was not applied.",
+        )
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _wants_json(request: HttpRequest) -> bool:

@@ -19,7 +19,14 @@ import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import (
+    Error,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 
 from asksage_admin.core.errors import guard_refusal
 
@@ -53,16 +60,13 @@ def is_connection_lost(exc: BaseException) -> bool:
     state = sqlstate(exc) or ""
     if state.startswith(("08", "57P")):
         return True
-    # psycopg reports a connection closed under it without a SQLSTATE.
-    return state == "" and (connection.connection is None or _closed())
+    # A socket closed under psycopg ("consuming input failed: server closed the connection
+    # unexpectedly", "the connection is closed") carries no SQLSTATE: the server never
+    # got to say why. Errors the server reports always have one.
+    return state == "" and isinstance(exc, OperationalError | InterfaceError)
 
 
-def _closed() -> bool:
-    raw = connection.connection
-    return bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
-
-
-def busy_from(exc: DatabaseError) -> DatabaseBusy | None:
+def busy_from(exc: Error) -> DatabaseBusy | None:
     """The DatabaseBusy a database error stands for (retryable or connection lost), or None."""
     if is_retryable(exc):
         return DatabaseBusy("The database was busy with a conflicting change.")
@@ -76,7 +80,7 @@ def _discard_connection() -> None:
     """Drop a dead connection so the next query opens a fresh one (no restart needed)."""
     try:
         connection.close()
-    except DatabaseError:
+    except Error:
         connection.connection = None
 
 
@@ -96,7 +100,7 @@ def run_transaction(
             if refusal is not None:
                 raise refusal from None
             raise
-        except DatabaseError as exc:
+        except Error as exc:  # DatabaseError, and InterfaceError for a closed connection
             busy = busy_from(exc)
             if busy is None:
                 raise
