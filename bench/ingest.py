@@ -126,7 +126,7 @@ def _run_clients(target, args: tuple, clients: int, seconds: float) -> tuple[flo
 
 def run_ingest(*, seconds: float, clients: int, workers: int) -> None:
     from accounts.models import User
-    from metrics.services import create_integration_key
+    from metrics.keys import create_integration_key
 
     emails = list(
         User.objects.filter(enterprise__slug=BIG, status=User.Status.PAID)
