@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 
@@ -14,7 +16,7 @@ class RegistrationForm(BaseUserCreationForm):
         fields = ("email", "full_name")
         labels = {"full_name": "Full name"}
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["email"].widget.attrs.update(autocomplete="email", autofocus=True)
         self.fields["full_name"].required = False
@@ -66,7 +68,7 @@ class CodeForm(forms.Form):
 class VerifyCodeForm(CodeForm):
     """At verification a backup code (letters) is allowed too: no digits-only phone keypad."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["code"].widget.attrs.update(
             inputmode="text", autocapitalize="off", spellcheck="false"

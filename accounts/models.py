@@ -7,12 +7,16 @@ that enterprise's token allocation on their own row (the rules live in tokens.po
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from asksage_admin.core.validators import validate_single_line_name
 
 
 def validate_time_zone(value: str) -> None:
@@ -42,7 +46,7 @@ class Enterprise(models.Model):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_single_line_name])
     slug = models.SlugField(max_length=60, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     time_zone = models.CharField(
@@ -89,14 +93,16 @@ class UserQuerySet(models.QuerySet):
         return self.filter(role="admin")
 
 
-class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
+# The Django mypy plugin cannot build a from_queryset() base class in the AUTH_USER_MODEL's
+# own module (it is analysed in one import cycle with django.contrib.auth): the base stays Any.
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     use_in_migrations = True
 
     def get_by_natural_key(self, username: str) -> User:
         # Emails are unique case-insensitively, so sign-in must not care about case either.
         return self.get(email__iexact=username)
 
-    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
         if not email:
             raise ValueError("An email address is required")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
@@ -104,7 +110,7 @@ class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
         user.save(using=self._db)
         return user
 
-    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
         return self.create_user(email, password, **extra)
@@ -123,7 +129,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         BANNED = "banned", "Banned"
 
     email = models.EmailField(max_length=254, unique=True)
-    full_name = models.CharField(max_length=150, blank=True)
+    full_name = models.CharField(max_length=150, blank=True, validators=[validate_single_line_name])
     enterprise = models.ForeignKey(
         Enterprise, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
@@ -137,10 +143,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
+    # Bound per request by django_otp's OTPMiddleware: True once the second factor is proven.
+    is_verified: Callable[[], bool]
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         ordering = ["email"]
@@ -181,7 +189,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
 

@@ -85,6 +85,7 @@ def confirm_totp_device(*, user: User, code: str) -> tuple[OTPResult, list[str]]
     if not result.ok:
         log_activity(actor=user, action=Action.MFA_FAILED, target="enrolment")
         return result, []
+    assert result.device is not None  # result.ok
     result.device.confirmed = True
     result.device.save(update_fields=["confirmed"])
     # One authenticator per account: an older confirmed one is replaced by the new one.

@@ -24,8 +24,9 @@ from django_otp import user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from accounts import services
-from accounts.access import console_enterprise
+from accounts.access import SignedInRequest, console_enterprise
 from accounts.forms import CodeForm, RegistrationForm, SignInForm, VerifyCodeForm
+from accounts.models import User
 from asksage_admin.core.health import database_error
 
 BACKUP_CODES_SESSION_KEY = "fresh_backup_codes"
@@ -42,7 +43,7 @@ def _redirect_with_next(url_name: str, next_url: str) -> HttpResponse:
     return redirect(f"{reverse(url_name)}?{urlencode({'next': next_url})}")
 
 
-def _home_for(user) -> str:
+def _home_for(user: User) -> str:
     if console_enterprise(user) is not None:
         return reverse("console:dashboard")
     return reverse("settings")
@@ -124,7 +125,7 @@ class PasswordResetComplete(auth_views.PasswordResetCompleteView):
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def mfa_setup(request: HttpRequest) -> HttpResponse:
+def mfa_setup(request: SignedInRequest) -> HttpResponse:
     user = request.user
     if services.has_confirmed_totp(user) and not user.is_verified():
         return _redirect_with_next("mfa:verify", _next_url(request, _home_for(user)))
@@ -165,7 +166,7 @@ def _code_error(result: services.OTPResult) -> str:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def mfa_verify(request: HttpRequest) -> HttpResponse:
+def mfa_verify(request: SignedInRequest) -> HttpResponse:
     user = request.user
     if not services.has_confirmed_totp(user):
         return redirect("mfa:setup")
@@ -188,7 +189,7 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def backup_codes(request: HttpRequest) -> HttpResponse:
+def backup_codes(request: SignedInRequest) -> HttpResponse:
     user = request.user
     if not user.is_verified():
         return redirect("mfa:verify")
@@ -209,7 +210,7 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_GET
-def settings_page(request: HttpRequest) -> HttpResponse:
+def settings_page(request: SignedInRequest) -> HttpResponse:
     user = request.user
     ctx = {
         "mfa_enabled": services.has_confirmed_totp(user),

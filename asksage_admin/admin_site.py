@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from functools import wraps
+from typing import Any
+
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
+
+from accounts import services
 
 
 class StaffAdminSite(admin.AdminSite):
@@ -13,4 +20,32 @@ class StaffAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         # MFARequiredMiddleware already redirects unverified staff; this is the second lock.
-        return super().has_permission(request) and request.user.is_verified()
+        user = request.user
+        return super().has_permission(request) and user.is_authenticated and user.is_verified()
+
+    def admin_view(self, view: Any, cacheable: bool = False) -> Any:
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            # Someone signed in without staff access is not asked to sign in again (that
+            # would look like a wrong password): they are told no, with a way back.
+            user = request.user
+            if user.is_authenticated and not (user.is_active and user.is_staff):
+                return _not_staff(request)
+            return inner(request, *args, **kwargs)
+
+        return guarded
+
+    def logout(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        # Same activity row as the console's sign-out; LogoutView signs out on POST only.
+        if request.method == "POST" and request.user.is_authenticated:
+            services.record_sign_out(request.user)
+        return super().logout(request, extra_context)
+
+
+@never_cache
+def _not_staff(request: HttpRequest) -> HttpResponse:
+    message = "The staff admin is for AskSage staff. Your account does not have access to it."
+    body = render_to_string("403.html", {"exception": message}, request=request)
+    return HttpResponseForbidden(body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -51,7 +52,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_database(name: str, default: str) -> dict:
+def env_database(name: str, default: str) -> dj_database_url.DBConfig:
     raw = os.environ.get(name) or default
     try:
         config = dj_database_url.parse(raw)
@@ -114,11 +115,21 @@ INSTALLED_APPS = [
     "asksage_admin.demo",
 ]
 
+# Order matters for the edge (asksage_admin.middleware): proxy headers are judged before
+# anything reads request.is_secure(); the header middlewares sit outside everything that can
+# answer early (health check, static files), so every response carries them; /healthz is
+# answered before sessions and auth, which would touch the database it is checking.
 MIDDLEWARE = [
+    "asksage_admin.middleware.TrustedProxyMiddleware",
+    "asksage_admin.middleware.PermissionsPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "asksage_admin.middleware.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "asksage_admin.core.middleware.RequestContextMiddleware",
     "asksage_admin.core.middleware.DatabaseFaultMiddleware",
+    # /api/ is served here, skipping everything below (sessions, auth, CSRF, OTP, MFA).
+    "metrics.middleware.ApiDispatchMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,7 +138,6 @@ MIDDLEWARE = [
     "accounts.middleware.MFARequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "asksage_admin.urls"
@@ -206,9 +216,18 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Browser features no page of the console uses (asksage_admin.middleware).
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=()"
+
+# How many reverse proxies stand in front of the app and append to X-Forwarded-* headers.
+# 0 (the default) trusts no forwarded header at all: a direct client could otherwise claim
+# HTTPS (X-Forwarded-Proto) or any address (X-Forwarded-For). With N, the value the N-th
+# proxy from us appended is used. Shared by the HTTPS check (asksage_admin.middleware) and
+# the client address the activity log records.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 # Content Security Policy: no inline script or style anywhere, nothing from other origins.
-CONTENT_SECURITY_POLICY = {
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
@@ -227,7 +246,9 @@ if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # Load balancers probe /healthz over plain HTTP and treat a 301 as "down".
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if TRUSTED_PROXY_COUNT:
+        # TrustedProxyMiddleware has already reduced the header to the trusted hop's value.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
@@ -251,6 +272,11 @@ DJANGO_TABLES2_TEMPLATE = "includes/table.html"
 # Usage API limits.
 USAGE_MAX_EVENTS_PER_BATCH = env_int("USAGE_MAX_EVENTS_PER_BATCH", 1000, minimum=1)
 USAGE_MAX_BODY_BYTES = env_int("USAGE_MAX_BODY_BYTES", 1_000_000, minimum=1024)
+# Per integration key, a token bucket in the database (asksage_admin.core.ratelimit), so
+# every gunicorn worker shares it: up to API_RATE_BURST requests at once, refilled at
+# API_RATE_LIMIT_PER_MINUTE. 0 switches the limit off. A batch of 1,000 events is one request.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+API_RATE_BURST = env_int("API_RATE_BURST", 120, minimum=1)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

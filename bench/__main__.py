@@ -4,8 +4,9 @@ Against PostgreSQL (DATABASE_URL) with the `manage.py seed_large` data set (crea
 missing). Prints one table per section:
   pages   – server time p50/p95, SQL query count, the same SQL run alone, page/SQL ratio
   exports – rows/s and peak traced memory of each CSV export (Users with Tokens at 100,000 users)
-  ingest  – events/s through gunicorn (production settings, several workers) for single-event
-            requests and 1,000-event batches, and the same writes by raw SQL (psycopg), with ratios
+  ingest  – events/s through gunicorn (gunicorn.conf.py, PRODUCTION=true, PostgreSQL over TCP
+            with a password) for single events, 1,000-event batches and quota checks, against
+            pgbench running the same statements in the same run: ratio, p50/p99, errors
   chaos   – not a benchmark: ingest and allocation saves while app connections are killed;
             checks nothing acknowledged was lost or doubled (bench/chaos.py). Run it alone.
 """
@@ -27,7 +28,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40, help="Timed requests per page.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Duration of each ingest run.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent ingest clients.")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers.")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)."
+    )
     parser.add_argument("--kill-every", type=float, default=0.5, help="chaos: seconds per kill.")
     args = parser.parse_args()
 

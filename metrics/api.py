@@ -1,7 +1,8 @@
 """The usage API (/api/v1/): integrations report usage and ask for quota decisions.
 
 Authentication is `Authorization: Bearer <key>` (an IntegrationKey), never a session, so
-the views are csrf_exempt. Every error is JSON `{"error": {"code", "message"[, "field"]}}`:
+the views are csrf_exempt; metrics.middleware serves them ahead of the session, auth, CSRF,
+OTP and messages middleware. Every error is JSON `{"error": {"code", "message"[, "field"]}}`:
 
     400 bad_json          the body is not JSON
     400 invalid_request   the JSON is not the expected shape (not an object, a required
@@ -14,6 +15,8 @@ the views are csrf_exempt. Every error is JSON `{"error": {"code", "message"[, "
     422 empty_batch       `events` is an empty list: well-formed, nothing to process
     422 invalid           quota check: the fields have the right types but unacceptable
                           values (unknown kind, tokens < 1 or too large)
+    429 rate_limited      the key spent its requests (API_RATE_LIMIT_PER_MINUTE,
+                          API_RATE_BURST); Retry-After says when to come back
 
 Problems with single events are not request errors: each event gets its own result.
 """
@@ -29,6 +32,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from asksage_admin.core.ratelimit import limit_api_key
 from asksage_admin.core.retry import run_transaction
 from metrics import ingest, keys, quota
 from metrics.models import IntegrationKey
@@ -92,6 +96,8 @@ def api_view(view: ApiView) -> Callable[[HttpRequest], HttpResponse]:
             response = error(401, "unauthorized", "A valid API key is required (Bearer).")
             response["WWW-Authenticate"] = 'Bearer realm="api"'
             return response
+        if (limited := limit_api_key(key.pk)) is not None:
+            return limited
         try:
             return view(request, key, _parse(request))
         except BadRequest as exc:
@@ -110,14 +116,27 @@ def _field(payload: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         message = f"{name} is required and must be {_JSON_TYPES[kind]}."
         raise BadRequest(400, "invalid_request", message, field=name)
+    if isinstance(value, str) and ("\x00" in value or not _encodable(value)):
+        # JSON may carry NUL or lone surrogates ("\udb1e"); PostgreSQL stores neither.
+        raise BadRequest(400, "invalid_request", f"{name} is not valid Unicode text.", field=name)
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @api_view
 def usage_events(request: HttpRequest, key: IntegrationKey, payload: dict) -> HttpResponse:
     """POST /api/v1/usage/events: {"events": [...]} -> one result per event."""
     events = _field(payload, "events", list)
-    results = run_transaction(ingest.record_usage_batch, integration=key, events=events)
+    results = run_transaction(
+        lambda: ingest.record_usage_batch(integration=key, events=events), atomic=False
+    )
     summary = {"recorded": 0, "duplicate": 0, "rejected": 0, "overage": 0}
     for result in results:
         summary[result.status] += 1

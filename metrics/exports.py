@@ -13,11 +13,12 @@ from typing import Any
 
 import django_tables2 as tables
 from django.db.models import QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.encoding import force_str
 from django_tables2.rows import BoundRow
 
+from accounts.access import ConsoleRequest
 from accounts.models import Enterprise
 from asksage_admin.core.audit import log_activity
 from asksage_admin.core.models import ActivityLog
@@ -84,7 +85,7 @@ def export_filename(enterprise: Enterprise, name: str) -> str:
 
 
 def csv_response(
-    request: HttpRequest, *, name: str, rows: Iterable[list[Any]], row_count: int
+    request: ConsoleRequest, *, name: str, rows: Iterable[list[Any]], row_count: int
 ) -> StreamingHttpResponse:
     """Log the download, then stream `rows` (header first) as `<slug>-<name>-<date>.csv`.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
 import django_filters
 from django import forms
@@ -17,8 +18,8 @@ LATEST = dt.date(9998, 12, 31)
 
 
 class ActivityFilterForm(forms.Form):
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = cast(dict[str, Any], super().clean())  # Form.clean() returns cleaned_data
         for name in ("date_from", "date_to"):
             day = data.get(name)
             if day and not EARLIEST <= day <= LATEST:

@@ -1,8 +1,10 @@
 """Usage ingestion: a batch of events becomes ledger rows and roll-up increments at once.
 
-Validation happens in Python; one transaction then inserts the events (the unique
-idempotency index decides duplicates, even between concurrent batches) and adds their
-tokens to the roll-ups, so the roll-ups always reconcile with the ledger.
+Validation happens in Python. On PostgreSQL one statement (metrics.ingest_sql) then
+resolves the users, inserts the events (the unique idempotency index decides duplicates,
+even between concurrent batches) and adds their tokens to the roll-ups: one round trip,
+one transaction, so the roll-ups always reconcile with the ledger. Other databases (the
+SQLite laptop default) take the same steps as separate statements in one transaction.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from metrics import ingest_sql
 from metrics.keys import log_key_use
 from metrics.models import (
     EnterpriseMonthlyUsage,
@@ -31,8 +34,8 @@ from metrics.quota import MAX_EVENT_TOKENS, UsageRequestError, usage_month
 # Integrations' clocks may run a little ahead; anything further out is a bug, not usage.
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_EVENT_ID_LENGTH = UsageEvent._meta.get_field("event_id").max_length
-MAX_MODEL_LENGTH = UsageEvent._meta.get_field("model").max_length
+MAX_EVENT_ID_LENGTH = cast(int, UsageEvent._meta.get_field("event_id").max_length)
+MAX_MODEL_LENGTH = cast(int, UsageEvent._meta.get_field("model").max_length)
 
 
 @dataclass
@@ -79,10 +82,15 @@ class _Invalid(Exception):
         self.message = message
 
 
-def _text(raw: dict, field: str, *, max_length: int, required: bool = True) -> str:
+def _text(
+    raw: dict, field: str, *, max_length: int, required: bool = True, strip: bool = False
+) -> str:
     value = raw.get(field)
     if value is None and not required:
         return ""
+    if isinstance(value, str) and strip:
+        # " e1" and "e1" are one event: an id padded by a client must not count twice.
+        value = value.strip()
     if not isinstance(value, str) or (required and not value):
         raise _Invalid(field, f"{field} must be a non-empty string.")
     if len(value) > max_length:
@@ -116,8 +124,8 @@ def _parse_occurred_at(raw: dict, now: datetime) -> datetime:
 def _parse_event(index: int, raw: Any, now: datetime) -> _Event:
     if not isinstance(raw, dict):
         raise _Invalid("event", "Each event must be a JSON object.")
-    event_id = _text(raw, "id", max_length=MAX_EVENT_ID_LENGTH)
-    email = _text(raw, "user", max_length=254).strip().lower()
+    event_id = _text(raw, "id", max_length=MAX_EVENT_ID_LENGTH, strip=True)
+    email = _text(raw, "user", max_length=254, strip=True).lower()
     kind = raw.get("kind")
     if kind not in UsageKind.values:
         raise _Invalid("kind", f"kind must be one of {', '.join(UsageKind.values)}.")
@@ -156,10 +164,8 @@ def record_usage_batch(
 ) -> list[EventResult]:
     """Record a batch of usage events; one result per event, in order.
 
-    Validation happens in Python; then one transaction does: INSERT ... ON CONFLICT DO
-    NOTHING RETURNING for the events (the unique (integration, event_id) index decides
-    duplicates, even between concurrent batches), one SELECT to tell duplicates from
-    conflicts, and one upsert per roll-up table adding the new events' tokens.
+    `integration` is the key that carried the batch; ids are unique per integration,
+    whichever of its keys sent them. Overage is decided event by event in batch order.
     """
     if len(events) > settings.USAGE_MAX_EVENTS_PER_BATCH:
         raise UsageRequestError(
@@ -184,11 +190,104 @@ def record_usage_batch(
                 field=exc.field,
                 message=exc.message,
             )
-    rows = _resolve_users(parsed, results)
-    if rows:
-        with transaction.atomic():
-            _store(integration, rows, results, now)
+    if parsed and connection.vendor == "postgresql":
+        _store_in_one_statement(integration, parsed, results, now)
+    elif parsed:
+        rows = _resolve_users(parsed, results)
+        if rows:
+            with transaction.atomic():
+                _store(integration, rows, results, now)
     return [r for r in results if r is not None]
+
+
+def _store_in_one_statement(
+    key: IntegrationKey, parsed: list[_Event], results: list[EventResult | None], now: datetime
+) -> None:
+    """PostgreSQL: users, events and roll-ups in one round trip (see metrics.ingest_sql)."""
+    params = ingest_sql.batch_params(
+        key.integration_id,
+        [(e.index, e.event_id, e.email, e.kind, e.tokens, e.occurred_at, e.model) for e in parsed],
+        now,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(ingest_sql.BATCH_SQL, params)
+        out = ingest_sql.parse_outcome(cursor.fetchall())
+    accepted = []
+    for e in parsed:
+        user = out.users.get(e.email)
+        if user is None:
+            results[e.index] = _rejected(e, "unknown_user", "user", "No user has this email.")
+        elif user[1] is None:
+            results[e.index] = _rejected(
+                e, "not_enterprise_user", "user", "This user belongs to no enterprise."
+            )
+        else:
+            accepted.append(e)
+    recorded = _answer_repeats(key, accepted, out, results)
+    _answer_recorded(recorded, out, results)
+    enterprise_ids = {cast(int, out.users[e.email][1]) for e in recorded}  # checked above
+    log_key_use(key, enterprise_ids, endpoint="usage/events")
+
+
+def _answer_repeats(
+    key: IntegrationKey,
+    accepted: list[_Event],
+    out: ingest_sql.BatchOutcome,
+    results: list[EventResult | None],
+) -> list[_Event]:
+    """Duplicates and conflicts; returns the events this batch recorded, in batch order."""
+    first: dict[str, _Event] = {}
+    for e in accepted:
+        first.setdefault(e.event_id, e)
+    # Neither inserted nor stored before the statement: a concurrent batch inserted the id
+    # while this one ran (ON CONFLICT waited for it to commit). Read it now.
+    raced = first.keys() - out.inserted.keys() - out.stored.keys()
+    if raced:
+        with connection.cursor() as cursor:
+            cursor.execute(ingest_sql.STORED_SQL, [key.integration_id, sorted(raced)])
+            out.stored.update((event_id, tuple(rest)) for event_id, *rest in cursor.fetchall())
+
+    def content(e: _Event) -> tuple:
+        return (out.users[e.email][0], e.kind, e.tokens, e.occurred_at, e.model)
+
+    recorded = []
+    for e in accepted:
+        if e.event_id not in out.inserted:
+            same = out.stored.get(e.event_id) == content(e)
+        elif first[e.event_id] is e:
+            recorded.append(e)
+            continue
+        else:  # a repeat of an id this batch inserted: compared with what it inserted
+            same = content(first[e.event_id]) == content(e)
+        results[e.index] = _duplicate_or_conflict(e, same)
+    return recorded
+
+
+def _answer_recorded(
+    recorded: list[_Event], out: ingest_sql.BatchOutcome, results: list[EventResult | None]
+) -> None:
+    items: list[tuple[tuple, int, int]] = []
+    after: dict[tuple, int] = {}
+    for e in recorded:
+        user_id, _enterprise, inference_cap, embedding_cap = out.users[e.email]
+        if e.kind == UsageKind.INFERENCE:
+            quota_key: tuple = (e.kind, user_id, out.inserted[e.event_id])
+            after[quota_key] = out.monthly[quota_key[1:]]
+            items.append((quota_key, e.tokens, inference_cap))
+        else:
+            quota_key = (e.kind, user_id)
+            after[quota_key] = out.lifetime[user_id]
+            items.append((quota_key, e.tokens, embedding_cap))
+    for e, over in zip(recorded, _overage_flags(items, after), strict=True):
+        results[e.index] = EventResult(
+            index=e.index, id=e.event_id, status="recorded", overage=over
+        )
+
+
+def _duplicate_or_conflict(e: _Event, same_content: bool) -> EventResult:
+    if same_content:
+        return EventResult(index=e.index, id=e.event_id, status="duplicate")
+    return _rejected(e, "conflict", "id", "This id was already reported with different content.")
 
 
 def _resolve_users(parsed: list[_Event], results: list[EventResult | None]) -> list[_Row]:
@@ -232,26 +331,57 @@ def _store(
         else:
             first[row.event.event_id] = row
     inserted_ids = _insert_events(integration, sorted(first.values(), key=_event_key), now)
+    # Batch order: overage is decided event by event as they were sent.
     inserted = [row for row in first.values() if row.event.event_id in inserted_ids]
     others = [row for row in first.values() if row.event.event_id not in inserted_ids] + repeats
     _classify(integration, others, results)
     if not inserted:
         return
     monthly, lifetime = _upsert_rollups(inserted)
+    items, after = [], {}
     for row in inserted:
-        e, user = row.event, row.user
-        if e.kind == UsageKind.INFERENCE:
-            over = monthly[(user.pk, row.month)] > user.max_inference_tokens
+        quota_key = _quota_key(row)
+        if row.event.kind == UsageKind.INFERENCE:
+            after[quota_key] = monthly[quota_key[1:]]
+            items.append((quota_key, row.event.tokens, row.user.max_inference_tokens))
         else:
-            over = lifetime[user.pk] > user.max_embedding_tokens
+            after[quota_key] = lifetime[row.user.pk]
+            items.append((quota_key, row.event.tokens, row.user.max_embedding_tokens))
+    for row, over in zip(inserted, _overage_flags(items, after), strict=True):
+        e = row.event
         results[e.index] = EventResult(
             index=e.index, id=e.event_id, status="recorded", overage=over
         )
     log_key_use(
         integration,
-        {row.user.enterprise_id for row in inserted},
+        {cast(int, row.user.enterprise_id) for row in inserted},  # rows have an enterprise
         endpoint="usage/events",
     )
+
+
+def _quota_key(row: _Row) -> tuple:
+    """The roll-up an event counts against: monthly inference or lifetime embedding."""
+    if row.event.kind == UsageKind.INFERENCE:
+        return (UsageKind.INFERENCE, row.user.pk, row.month)
+    return (UsageKind.EMBEDDING, row.user.pk)
+
+
+def _overage_flags(items: list[tuple[tuple, int, int]], after: dict[tuple, int]) -> list[bool]:
+    """Per recorded event, in batch order: did the running total pass the allocation?
+
+    `items` are (quota key, tokens, cap); `after` is each quota key's roll-up total after
+    the batch. Minus this batch's share that is the total committed before it (the
+    upsert's row lock orders concurrent batches); from there the events are counted one by
+    one, so only those beyond the cap are overage.
+    """
+    running = dict(after)
+    for quota_key, tokens, _cap in items:
+        running[quota_key] -= tokens
+    flags = []
+    for quota_key, tokens, cap in items:
+        running[quota_key] += tokens
+        flags.append(running[quota_key] > cap)
+    return flags
 
 
 def _event_key(row: _Row) -> str:
@@ -269,7 +399,7 @@ def _insert_events(integration: IntegrationKey, rows: list[_Row], now: datetime)
     received = adapt_dt(now)
     values = [
         (
-            integration.pk,
+            integration.integration_id,
             row.event.event_id,
             row.user.pk,
             row.user.enterprise_id,
@@ -305,20 +435,13 @@ def _classify(
     stored = {
         event_id: content
         for event_id, *content in UsageEvent.objects.filter(
-            integration=integration, event_id__in={row.event.event_id for row in rows}
+            integration_id=integration.integration_id,
+            event_id__in={row.event.event_id for row in rows},
         ).values_list("event_id", "user_id", "kind", "tokens", "occurred_at", "model")
     }
     for row in rows:
         e = row.event
-        if stored.get(e.event_id) == list(row.content()):
-            results[e.index] = EventResult(index=e.index, id=e.event_id, status="duplicate")
-        else:
-            results[e.index] = _rejected(
-                e,
-                "conflict",
-                "id",
-                "This id was already reported with different content.",
-            )
+        results[e.index] = _duplicate_or_conflict(e, stored.get(e.event_id) == list(row.content()))
 
 
 def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict[int, int]]:
@@ -332,12 +455,13 @@ def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict
     per_model: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         e, user = row.event, row.user
+        enterprise_id = cast(int, user.enterprise_id)  # rows are only made for enterprise users
         slot = 0 if e.kind == UsageKind.INFERENCE else 1
         monthly[(user.pk, row.month)][slot] += e.tokens
-        monthly[(user.pk, row.month)][2] = user.enterprise_id
+        monthly[(user.pk, row.month)][2] = enterprise_id
         lifetime[user.pk][slot] += e.tokens
-        lifetime[user.pk][2] = user.enterprise_id
-        per_model[(user.enterprise_id, row.month, e.model)][slot] += e.tokens
+        lifetime[user.pk][2] = enterprise_id
+        per_model[(enterprise_id, row.month, e.model)][slot] += e.tokens
 
     adapt_date = connection.ops.adapt_datefield_value
     month_totals = _insert(

@@ -1,7 +1,7 @@
-"""Usage ledger, monthly roll-ups and integration keys.
+"""Usage ledger, monthly roll-ups, integrations and their keys.
 
 Pages read the roll-ups (MonthlyUsage, UsageTotal, EnterpriseMonthlyUsage), never the
-ledger; metrics.services updates all of them in the same transaction as the events, and
+ledger; metrics.ingest updates all of them in the same transaction as the events, and
 `manage.py reconcile_usage` proves they agree.
 """
 
@@ -15,15 +15,33 @@ from accounts.models import Enterprise
 from asksage_admin.core.models import AppendOnlyModel, AppendOnlyQuerySet
 
 
+class Integration(models.Model):
+    """A platform service that reports usage. It owns its keys (several live while one is
+    rotated) and its event ids, whichever of its keys carried them."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class IntegrationKeyQuerySet(models.QuerySet):
     def active(self) -> IntegrationKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
 
 
 class IntegrationKey(models.Model):
-    """A platform service's API key. Only the SHA-256 digest is kept; shown once."""
+    """One API key of an integration. Only the SHA-256 digest is kept; shown once."""
 
-    name = models.CharField(max_length=100, unique=True)
+    # PROTECT: an integration's usage events point at it; keys are revoked, never deleted.
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="keys")
     prefix = models.CharField(max_length=12, help_text="First characters, to recognise a key.")
     digest = models.CharField(max_length=64, unique=True, editable=False)
     created_by = models.ForeignKey(
@@ -36,10 +54,15 @@ class IntegrationKey(models.Model):
     objects = IntegrationKeyQuerySet.as_manager()
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["integration__name", "created_at"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def name(self) -> str:
+        """The integration's name: what logs and screens call the key."""
+        return self.integration.name
 
     @property
     def is_active(self) -> bool:
@@ -52,12 +75,13 @@ class UsageKind(models.TextChoices):
 
 
 class UsageEvent(AppendOnlyModel):
-    """One report of tokens consumed. `event_id` is the integration's idempotency key."""
+    """One report of tokens consumed. `event_id` is the integration's idempotency key,
+    shared by all its keys, so rotating a key never counts an event twice."""
 
     # No index of its own on these FKs: each is the prefix of an index below, and every
     # extra index is one more write per ingested event.
     integration = models.ForeignKey(
-        IntegrationKey, on_delete=models.PROTECT, related_name="+", db_index=False
+        Integration, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     event_id = models.CharField(max_length=128)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -21,7 +21,7 @@ from metrics.queries import SPIKE_RULE, SPIKE_WINDOW, MonthRow, YearSummary
 class FooterTokenColumn(TokenColumn):
     """A token column with a right-aligned footer cell."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("attrs", {}).setdefault("tf", {"class": "num"})
         super().__init__(*args, **kwargs)
 
@@ -44,7 +44,7 @@ class YearSumColumn(FooterTokenColumn):
 class PercentColumn(tables.Column):
     """A display share such as 12.5%; the bare number in CSV."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("attrs", {"td": {"class": "num"}, "th": {"class": "num"}})
         super().__init__(*args, **kwargs)
 
@@ -178,7 +178,7 @@ class ActivityLogTable(BaseTable):
         orderable = False
         empty_text = "No activity matches these filters."
 
-    def __init__(self, *args, time_zone: zoneinfo.ZoneInfo, **kwargs) -> None:
+    def __init__(self, *args: Any, time_zone: zoneinfo.ZoneInfo, **kwargs: Any) -> None:
         self.time_zone = time_zone
         super().__init__(*args, **kwargs)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from metrics import api, user_views, views
+from metrics import api, openapi, user_views, views
 
 console_urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -24,6 +24,7 @@ api_patterns: tuple[list, str] = (
     [
         path("usage/events", api.usage_events, name="usage_events"),
         path("quota/check", api.quota_check, name="quota_check"),
+        path("openapi.json", openapi.openapi, name="openapi"),
     ],
     "api",
 )

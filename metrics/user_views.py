@@ -15,6 +15,7 @@ from django_tables2 import RequestConfig
 from accounts.access import ConsoleRequest, console_view, get_enterprise_user
 from accounts.models import User
 from asksage_admin.core.errors import Refused
+from asksage_admin.core.filters import filtered_rows
 from metrics.user_usage import users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
@@ -30,7 +31,7 @@ USERS_PER_PAGE = 25
 def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     filters = UserFilter(request.GET, queryset=users_with_usage(enterprise))
-    table = UserTable(filters.qs, pools=pool_totals(enterprise))
+    table = UserTable(filtered_rows(filters), pools=pool_totals(enterprise))
     RequestConfig(request, paginate={"per_page": USERS_PER_PAGE}).configure(table)
     ctx = {"table": table, "filter": filters, "can_edit": request.user.can_edit_console}
     return render(request, "tokens/user_list.html", ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -10,6 +11,7 @@ from django_tables2 import RequestConfig
 
 from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
+from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.tables import BaseTable
 from metrics import charts, exports, queries
@@ -43,7 +45,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "last_chain_check": ChainVerification.objects.latest_run(),
     }
     ctx["usage"] = queries.dashboard_usage(enterprise)
-    ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/_pool_summary.html
+    ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
     return render(request, "metrics/dashboard.html", ctx)
 
 
@@ -124,9 +126,7 @@ def _activity_filter(request: ConsoleRequest) -> ActivityLogFilterSet:
 @console_view
 def activity(request: ConsoleRequest) -> HttpResponse:
     filterset = _activity_filter(request)
-    # A bound filter with bad input shows its errors and no rows, never an unfiltered log.
-    logs = filterset.qs if filterset.is_valid() or not filterset.is_bound else filterset.qs.none()
-    table = ActivityLogTable(logs, time_zone=request.enterprise.tzinfo)
+    table = ActivityLogTable(filtered_rows(filterset), time_zone=request.enterprise.tzinfo)
     RequestConfig(request, paginate={"per_page": ACTIVITY_PER_PAGE}).configure(table)
     ctx = {
         "filter": filterset,
@@ -152,12 +152,10 @@ def token_usage_csv(request: ConsoleRequest) -> StreamingHttpResponse:
 
 @require_GET
 @console_view
-def activity_csv(request: ConsoleRequest) -> HttpResponse:
+def activity_csv(request: ConsoleRequest) -> HttpResponseBase:
     filterset = _activity_filter(request)
-    if filterset.is_bound and not filterset.is_valid():
-        return HttpResponse(
-            "Invalid filter: " + filterset.errors.as_text(), status=400, content_type="text/plain"
-        )
+    if refused := refuse_bad_filter(filterset):
+        return refused
     # Snapshot before this download's own log row is written, so the file and its row
     # count describe the same set of rows.
     latest = ActivityLog.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
@@ -171,9 +169,12 @@ def activity_csv(request: ConsoleRequest) -> HttpResponse:
     )
 
 
-def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> StreamingHttpResponse:
+def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> HttpResponseBase:
     """The Users page's queryset and filters (?q=&role=&status=), one row per user."""
-    users = UserFilter(request.GET, queryset=users_with_usage(request.enterprise)).qs
+    filterset = UserFilter(request.GET, queryset=users_with_usage(request.enterprise))
+    if refused := refuse_bad_filter(filterset):
+        return refused
+    users = filterset.qs
     return exports.csv_response(
         request,
         name=name,
@@ -184,13 +185,13 @@ def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> Strea
 
 @require_GET
 @console_view
-def users_csv(request: ConsoleRequest) -> StreamingHttpResponse:
+def users_csv(request: ConsoleRequest) -> HttpResponseBase:
     return _users_csv(request, name="users", table=UserExportTable([]))
 
 
 @require_GET
 @console_view
-def users_with_tokens_csv(request: ConsoleRequest) -> StreamingHttpResponse:
+def users_with_tokens_csv(request: ConsoleRequest) -> HttpResponseBase:
     # The Users table itself: the same columns and value()s as /org/users/.
     table = UserTable([], pools=pool_totals(request.enterprise))
     return _users_csv(request, name="users-with-tokens", table=table)

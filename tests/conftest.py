@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from accounts.models import Enterprise, User
+from metrics import keys
 from tests import factories
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -98,6 +99,12 @@ def arrange_past_the_guards(request: pytest.FixtureRequest):
 def fast_password_hashing(settings) -> None:
     """Production-strength PBKDF2 costs ~0.4 s a user; the suite creates hundreds."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def forget_cached_keys() -> None:
+    """API keys and key-use are remembered in process; each test's database starts anew."""
+    keys.forget_cached_keys()
 
 
 @pytest.fixture

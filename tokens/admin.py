@@ -7,10 +7,11 @@ once, under the enterprise lock, and a refusal shows as a form error.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -25,6 +26,18 @@ from asksage_admin.core.fields import TokenCountField
 from tokens import membership, pool, provisioning
 from tokens.models import TokenPurchase
 from tokens.queries import pool_totals
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import InlineModelAdmin, _FieldOpts, _FieldsetSpec
+    from django_stubs_ext import WithAnnotations
+
+    class _EnterpriseCounts(TypedDict):
+        """What EnterpriseAdmin.get_queryset annotates on each row."""
+
+        n_users: int
+        n_inference: int
+        n_training: int
+
 
 TIME_ZONES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -78,10 +91,10 @@ class TokenPurchaseAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_select_related = ["enterprise", "recorded_by"]
     date_hierarchy = "purchased_on"
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: TokenPurchase | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: TokenPurchase | None = None) -> bool:
         return False
 
 
@@ -90,17 +103,17 @@ class PurchaseInline(admin.TabularInline):
 
     model = TokenPurchase
     fields = ["purchased_on", "reference", "inference", "training", "note", "recorded_by"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # a flat list of names
     extra = 0
     can_delete = False
     show_change_link = False
     verbose_name = "purchase line"
     verbose_name_plural = "Purchase ledger"
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
     @admin.display(description="Inference tokens")
@@ -131,52 +144,56 @@ class EnterpriseAdminForm(ServiceForm):
         choices=User.Role.choices,
         initial=User.Role.MEMBER,
     )
-    admins = forms.ModelMultipleChoiceField(
-        queryset=User.objects.none(),
+    admins = forms.CharField(
+        label="Admins",
         required=False,
-        widget=FilteredSelectMultiple("admins", is_stacked=False),
-        help_text="Admins manage the enterprise's users and tokens in the console.",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text="Emails of the admins, who manage the enterprise's users and tokens in the "
+        "console: one per line, or separated by commas. They must be attached users.",
     )
-    auditors = forms.ModelMultipleChoiceField(
-        queryset=User.objects.none(),
+    auditors = forms.CharField(
+        label="Auditors",
         required=False,
-        widget=FilteredSelectMultiple("auditors", is_stacked=False),
-        help_text="Auditors see everything in the console and change nothing. "
-        "Users chosen in neither list are members.",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text="Emails of the auditors, who see everything in the console and change "
+        "nothing. Attached users named in neither list are members.",
     )
 
     class Meta:
         model = Enterprise
         fields = ["name", "slug", "time_zone"]
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            people = User.objects.in_enterprise(self.instance).order_by("email")
+            # Only the admins and auditors are listed, whatever the number of users.
+            named = list(
+                User.objects.in_enterprise(self.instance)
+                .filter(role__in=[User.Role.ADMIN, User.Role.AUDITOR])
+                .order_by("email")
+                .values_list("email", "role")
+            )
             for name, role in (("admins", User.Role.ADMIN), ("auditors", User.Role.AUDITOR)):
-                self.fields[name].queryset = people
-                self.initial[name] = [u.pk for u in people if u.role == role]
+                self.initial[name] = "\n".join(email for email, r in named if r == role)
         else:
             del self.fields["admins"], self.fields["auditors"]
 
+    def _roles(self) -> dict[str, list[str]] | None:
+        """The admins and auditors asked for, or None when they are the ones already set."""
+        asked = {n: membership.split_emails(self.cleaned_data[n]) for n in ("admins", "auditors")}
+        now = {n: membership.split_emails(self.initial[n]) for n in ("admins", "auditors")}
+        return None if all(set(asked[n]) == set(now[n]) for n in asked) else asked
+
     def apply(self) -> Enterprise:
-        """Create or update, set roles, attach users: one service call each, all or none."""
+        """Create or update, attach users, set roles: one service call each, all or none.
+
+        Users are attached before roles are set, so one save can attach someone and make
+        them an admin.
+        """
         data, actor = self.cleaned_data, self.actor
         values = {k: data[k] for k in ("name", "slug", "time_zone")}
         if self.instance.pk:
             saved = provisioning.update_enterprise(actor=actor, enterprise=self.instance, **values)
-            if "admins" in self.changed_data or "auditors" in self.changed_data:
-                try:
-                    membership.set_roles(
-                        actor=actor,
-                        enterprise=saved,
-                        admins=[u.pk for u in data["admins"]],
-                        auditors=[u.pk for u in data["auditors"]],
-                    )
-                except Refused as exc:
-                    raise Refused(
-                        exc.message, code=exc.code, rows={"admins": exc.message}
-                    ) from None
         else:
             saved = provisioning.create_enterprise(actor=actor, **values)
         emails = membership.split_emails(data.get("attach_emails", ""))
@@ -190,32 +207,20 @@ class EnterpriseAdminForm(ServiceForm):
                 raise Refused(
                     exc.message, code=exc.code, rows={"attach_emails": exc.message}
                 ) from None
+        roles = self._roles() if self.instance.pk else None
+        if roles is not None:
+            # Someone attached as admin or auditor just now keeps that role unless named.
+            named = {*roles["admins"], *roles["auditors"]}
+            box = {User.Role.ADMIN: "admins", User.Role.AUDITOR: "auditors"}
+            if data["attach_role"] in box:
+                box_name = box[data["attach_role"]]
+                roles[box_name] += [u.email for u in self.attached if u.email not in named]
+            try:
+                membership.set_roles_by_email(actor=actor, enterprise=saved, **roles)
+            except Refused as exc:
+                rows = exc.rows or {"admins": exc.message}
+                raise Refused(exc.message, code=exc.code, rows=rows) from None
         return saved
-
-
-class UsersInline(admin.TabularInline):
-    """Who is attached, read-only: roles are chosen above, allocations in the console."""
-
-    model = User
-    fields = ["email", "full_name", "role", "status", "inference", "embedding"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "Users"
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    @admin.display(description="Max Inference Tokens")
-    def inference(self, user: User) -> str:
-        return f"{user.max_inference_tokens:,}"
-
-    @admin.display(description="Max Embedding Tokens")
-    def embedding(self, user: User) -> str:
-        return f"{user.max_embedding_tokens:,}"
 
 
 def _sum_of(field: str) -> Coalesce:
@@ -236,13 +241,13 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["status", "activated_at", "pools", "readiness"]
+    readonly_fields = ["status", "activated_at", "pools", "readiness", "people"]
     actions = ["activate", "suspend", "reactivate"]
-    inlines = [UsersInline, PurchaseInline]
+    inlines = [PurchaseInline]
 
-    def get_fieldsets(self, request: HttpRequest, obj: Enterprise | None = None):
+    def get_fieldsets(self, request: HttpRequest, obj: Enterprise | None = None) -> _FieldsetSpec:
         if obj is None:
-            users = {
+            users: _FieldOpts = {
                 "fields": ["attach_emails", "attach_role"],
                 "description": "Admins and auditors can also be chosen after saving.",
             }
@@ -250,13 +255,17 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return [
             (None, {"fields": ["name", "slug", "time_zone", "status", "activated_at"]}),
             ("Tokens", {"fields": ["pools", "readiness"]}),
-            ("Users", {"fields": ["attach_emails", "attach_role", "admins", "auditors"]}),
+            ("Users", {"fields": ["people", "attach_emails", "attach_role", "admins", "auditors"]}),
         ]
 
-    def get_inlines(self, request: HttpRequest, obj: Enterprise | None = None):
+    def get_inlines(
+        self, request: HttpRequest, obj: Enterprise | None = None
+    ) -> list[type[InlineModelAdmin]] | tuple[type[InlineModelAdmin], ...]:
         return self.inlines if obj else []
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Enterprise | None = None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Enterprise | None = None
+    ) -> list[str] | tuple[str, ...]:
         return self.readonly_fields if obj else []
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Enterprise]:
@@ -276,19 +285,19 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
         )
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Enterprise | None = None) -> bool:
         return False
 
     @admin.display(description="Users", ordering="n_users")
-    def user_count(self, obj: Enterprise) -> int:
+    def user_count(self, obj: WithAnnotations[Enterprise, _EnterpriseCounts]) -> int:
         return obj.n_users
 
     @admin.display(description="Purchased inference", ordering="n_inference")
-    def purchased_inference(self, obj: Enterprise) -> str:
+    def purchased_inference(self, obj: WithAnnotations[Enterprise, _EnterpriseCounts]) -> str:
         return f"{obj.n_inference:,}"
 
     @admin.display(description="Purchased training", ordering="n_training")
-    def purchased_training(self, obj: Enterprise) -> str:
+    def purchased_training(self, obj: WithAnnotations[Enterprise, _EnterpriseCounts]) -> str:
         return f"{obj.n_training:,}"
 
     @admin.display(description="Pools")
@@ -308,6 +317,16 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             add_url,
         )
 
+    @admin.display(description="Attached")
+    def people(self, obj: WithAnnotations[Enterprise, _EnterpriseCounts]) -> SafeString:
+        # A count and a link, not a list: the user changelist paginates and searches.
+        url = reverse("admin:accounts_user_changelist") + f"?enterprise__id__exact={obj.pk}"
+        return format_html(
+            '{} attached · <a href="{}">See, search and filter them</a>',
+            f"{obj.n_users:,}",
+            url,
+        )
+
     @admin.display(description="Activation check")
     def readiness(self, obj: Enterprise) -> SafeString:
         problems = provisioning.activation_problems(obj)
@@ -317,7 +336,9 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((p,) for p in problems))
         )
 
-    def save_form(self, request: HttpRequest, form: EnterpriseAdminForm, change: bool):
+    def save_form(
+        self, request: HttpRequest, form: EnterpriseAdminForm, change: bool
+    ) -> Enterprise:
         saved = super().save_form(request, form, change)
         if form.attached:
             names = ", ".join(u.email for u in form.attached)
@@ -330,7 +351,13 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
         return saved
 
-    def _run(self, request: HttpRequest, queryset, change, done: str) -> None:
+    def _run(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Enterprise],
+        change: Callable[..., Enterprise],
+        done: str,
+    ) -> None:
         for enterprise in queryset:
             try:
                 change(actor=request.user, enterprise=enterprise)

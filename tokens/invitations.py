@@ -40,7 +40,8 @@ class InviteOutcome:
 
 def _send_invitation(email: str, enterprise_name: str, inviter: str, link: str) -> None:
     send_mail(
-        subject=f"You are invited to {enterprise_name} on AskSage",
+        # One line whatever the name holds: a line break in a header is refused (BadHeaderError).
+        subject=f"You are invited to {' '.join(enterprise_name.split())} on AskSage",
         message=(
             f"{inviter} invited you to join {enterprise_name} on AskSage.\n\n"
             f"Open this link to accept (valid for {INVITATION_LIFETIME.days} days). If you have "

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 
 from accounts.models import Enterprise, User
 from asksage_admin.core.audit import Action, log_activity
@@ -129,16 +132,22 @@ def attach_users(
 def _roles_after(
     enterprise: Enterprise, admins: Iterable[int], auditors: Iterable[int]
 ) -> dict[int, tuple[User, str]]:
+    """The role of every user whose role may change: the named ones and today's admins and
+    auditors. Everyone else is a member and stays one, so a large enterprise is not loaded."""
     admins, auditors = set(admins), set(auditors)
     both = admins & auditors
-    users = User.objects.in_enterprise(enterprise).in_bulk()
+    users = (
+        User.objects.in_enterprise(enterprise)
+        .filter(Q(pk__in=admins | auditors) | Q(role__in=[User.Role.ADMIN, User.Role.AUDITOR]))
+        .in_bulk()
+    )
     if both:
         emails = ", ".join(users[pk].email for pk in both if pk in users)
         raise Refused(f"A user is either admin or auditor, not both: {emails}.")
     unknown = (admins | auditors) - set(users)
     if unknown:
         raise Refused("Only users of this enterprise can be its admins or auditors.")
-    after = {}
+    after: dict[int, tuple[User, str]] = {}
     for pk, user in users.items():
         role = User.Role.MEMBER
         if pk in admins:
@@ -177,6 +186,38 @@ def set_roles(
     return changed
 
 
+def _member_ids(enterprise: Enterprise, emails: Sequence[str], field: str) -> list[int]:
+    """Ids of the enterprise's users named by `emails`; Refused naming any that are not."""
+    found = dict(
+        User.objects.in_enterprise(enterprise)
+        .annotate(address=Lower("email"))
+        .filter(address__in=[e.lower() for e in emails])
+        .values_list("address", "pk")
+    )
+    unknown = [e for e in emails if e.lower() not in found]
+    if unknown:
+        message = (
+            f"Not users of {enterprise.name}: {', '.join(unknown)}. "
+            "Attach them first, then choose their role."
+        )
+        raise Refused(message, rows={field: message})
+    return [found[e.lower()] for e in emails]
+
+
+@transaction.atomic
+def set_roles_by_email(
+    *, actor: User, enterprise: Enterprise, admins: Sequence[str], auditors: Sequence[str]
+) -> list[User]:
+    """set_roles with the admins and auditors named by email (the staff page's textareas)."""
+    locked = Enterprise.objects.lock(enterprise)
+    return set_roles(
+        actor=actor,
+        enterprise=locked,
+        admins=_member_ids(locked, admins, "admins"),
+        auditors=_member_ids(locked, auditors, "auditors"),
+    )
+
+
 def _apply_role(actor: User, enterprise: Enterprise, user: User, role: str) -> None:
     old = user.role
     user.role = role
@@ -197,7 +238,7 @@ def _apply_role(actor: User, enterprise: Enterprise, user: User, role: str) -> N
 def _locked_member(user: User) -> tuple[Enterprise, User]:
     if user.enterprise_id is None:
         raise Refused(f"{user.email} is not part of an organization.", code="state")
-    enterprise = Enterprise.objects.lock(user.enterprise)
+    enterprise = Enterprise.objects.lock(cast(Enterprise, user.enterprise))  # id checked above
     return enterprise, User.objects.get(pk=user.pk)
 
 

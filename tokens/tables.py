@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_tables2 as tables
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -25,7 +27,7 @@ class AllocationColumn(TokenColumn):
     pool left; allocations.js updates it as edits are made.
     """
 
-    def __init__(self, column: str, **kwargs) -> None:
+    def __init__(self, column: str, **kwargs: Any) -> None:
         self.column = column
         field, _ = _COLUMNS[column]
         attrs = {
@@ -53,13 +55,13 @@ class AllocationColumn(TokenColumn):
 class BadgeColumn(tables.Column):
     """A choice shown as a coloured badge; its label in CSV."""
 
-    def render(self, record: User, bound_column) -> SafeString:
+    def render(self, record: User, bound_column: tables.columns.BoundColumn) -> SafeString:
         # django-tables2 passes the choice's label as `value`; the badge class needs the key.
         key = getattr(record, bound_column.name)
         label = getattr(record, f"get_{bound_column.name}_display")()
         return format_html('<span class="badge badge-{}">{}</span>', key, label)
 
-    def value(self, record: User, bound_column) -> str:
+    def value(self, record: User, bound_column: tables.columns.BoundColumn) -> str:
         return getattr(record, f"get_{bound_column.name}_display")()
 
 
@@ -107,6 +109,6 @@ class UserTable(BaseTable):
         row_attrs = {"data-user-id": lambda record: record.pk}
         empty_text = "No users match."
 
-    def __init__(self, *args, pools: PoolTotals, **kwargs) -> None:
+    def __init__(self, *args: Any, pools: PoolTotals, **kwargs: Any) -> None:
         self.pools = pools
         super().__init__(*args, **kwargs)

@@ -182,7 +182,10 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     if not request.user.is_authenticated:
         here = request.get_full_path()
         query = urlencode({"next": here, **({"email": found.email} if found else {})})
-        ctx = {"invitation": found, "login_url": f"{reverse('accounts:login')}?{query}"}
+        ctx: dict[str, Any] = {
+            "invitation": found,
+            "login_url": f"{reverse('accounts:login')}?{query}",
+        }
         ctx["register_url"] = f"{reverse('accounts:register')}?{query}"
         return render(request, "tokens/invitation.html", ctx)
     if request.method == "POST":

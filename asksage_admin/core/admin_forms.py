@@ -26,7 +26,7 @@ class ServiceForm(forms.ModelForm):
         raise NotImplementedError
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # Django's private hook, absent from the stubs
         if self.errors:
             return
         try:
@@ -43,8 +43,11 @@ class ServiceForm(forms.ModelForm):
 class ServiceAdminMixin:
     """For a ModelAdmin whose form is a ServiceForm: the form's service call is the save."""
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, **kwargs)  # type: ignore[misc]
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # `change` by keyword: django.contrib.auth's UserAdmin.get_form takes it in **kwargs.
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
         # modelform_factory makes a new class per call: this is per request, not shared.
         form.actor = request.user
         return form

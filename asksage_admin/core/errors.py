@@ -74,7 +74,7 @@ def guard_refusal(exc: BaseException) -> Refused | None:
     """
     diag = getattr(exc.__cause__, "diag", None)
     name = getattr(diag, "constraint_name", None)
-    if name not in _GUARD_CODES:
+    if diag is None or name not in _GUARD_CODES:
         return None
     message = diag.message_primary or "The change was refused."
     detail = diag.message_detail or ""

@@ -40,7 +40,7 @@ class RequestContextMiddleware:
         meta = RequestMeta(
             ip_address=request.META.get("REMOTE_ADDR") or None, request_id=request_id
         )
-        request.request_id = request_id
+        request.request_id = request_id  # type: ignore[attr-defined]  # not declared on HttpRequest
         token = _current.set(meta)
         try:
             response = self.get_response(request)
@@ -85,6 +85,7 @@ def fault_response(request: HttpRequest, exc: BaseException) -> HttpResponse | N
         exc = busy_from(exc) or exc
     if not isinstance(exc, DatabaseBusy):
         return None
+    response: HttpResponse
     if _wants_json(request):
         response = json_error(
             503, "unavailable", f"{exc.reason} Nothing was saved; try again shortly."
@@ -109,7 +110,7 @@ def _wants_json(request: HttpRequest) -> bool:
     )
 
 
-def _page(request: HttpRequest, status: int, title: str, message: str, advice: str):
+def _page(request: HttpRequest, status: int, title: str, message: str, advice: str) -> HttpResponse:
     from django.template.loader import render_to_string
 
     back = request.META.get("HTTP_REFERER") or request.path

@@ -7,7 +7,8 @@ models by string so this module imports no app above it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.db import models, transaction
@@ -29,22 +30,22 @@ class AppendOnlyModel(models.Model):
     class Meta:
         abstract = True
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AppendOnlyError(f"{type(self).__name__} rows are never edited")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError(f"{type(self).__name__} rows are never deleted")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
     """Bulk edits are refused too, not only row.save() and row.delete()."""
 
-    def update(self, **kwargs) -> int:
+    def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError(f"{self.model.__name__} rows are never edited")
 
-    def delete(self):
+    def delete(self) -> NoReturn:
         raise AppendOnlyError(f"{self.model.__name__} rows are never deleted")
 
 
@@ -52,7 +53,9 @@ class ActivityLogQuerySet(AppendOnlyQuerySet):
     def for_enterprise(self, enterprise: Enterprise) -> ActivityLogQuerySet:
         return self.filter(enterprise=enterprise)
 
-    def bulk_create(self, objs, *args, **kwargs) -> list[ActivityLog]:
+    def bulk_create(
+        self, objs: Iterable[ActivityLog], *args: Any, **kwargs: Any
+    ) -> list[ActivityLog]:
         """Chained like save(): every way into the table goes through the chain head."""
         objs = list(objs)
         with transaction.atomic(using=self.db, savepoint=False):
@@ -93,6 +96,9 @@ class ActivityLog(AppendOnlyModel):
         API_KEY_REVOKED = "api_key_revoked", "API key revoked"
         API_KEY_USED = "api_key_used", "API key used"
         INVITATION_DECLINED = "invitation_declined", "Invitation declined"
+        ACCOUNT_CREATED = "account_created", "Account created by staff"
+        ACCOUNT_UPDATED = "account_updated", "Account changed by staff"
+        MFA_DEVICE_REMOVED = "mfa_device_removed", "MFA device removed by staff"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -139,7 +145,7 @@ class ActivityLog(AppendOnlyModel):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             super().save(*args, **kwargs)  # refused by AppendOnlyModel
             return
@@ -219,3 +225,22 @@ def chain_rows(rows: list[ActivityLog]) -> None:
         row.hash = prev = chain_hash(prev, canonical_record(values))
     head.seq, head.hash = seq, prev
     head.save(update_fields=["seq", "hash"])
+
+
+class RateBucket(models.Model):
+    """One token bucket of a request limit (asksage_admin.core.ratelimit), a row per key.
+
+    In the database so that every gunicorn worker, on every host, draws from the same bucket
+    without another server; one UPSERT a request reads and refills it.
+    """
+
+    key = models.CharField(max_length=100, primary_key=True)
+    tokens = models.FloatField()
+    updated_at = models.FloatField(help_text="Unix time of the last refill.")
+    allowed = models.BooleanField(default=True, help_text="Whether the last request passed.")
+
+    class Meta:
+        db_table = "rate_bucket"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens:.1f}"

@@ -8,7 +8,10 @@ these operations do nothing and the service rules (tokens.pool, metrics.ingest) 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 # The SQLSTATE and constraint names the guards raise with; errors.guard_refusal reads them.
 APPEND_ONLY = "append_only"
@@ -19,18 +22,18 @@ PAID_USER_MINIMUM = "paid_user_minimum"
 def postgres_sql(sql: str, reverse_sql: str = "") -> migrations.RunPython:
     """A RunPython that runs `sql` on PostgreSQL only (and `reverse_sql` when unapplied)."""
 
-    def forward(apps, schema_editor) -> None:
+    def forward(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
         if schema_editor.connection.vendor == "postgresql":
             _run(schema_editor, sql)
 
-    def backward(apps, schema_editor) -> None:
+    def backward(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
         if schema_editor.connection.vendor == "postgresql" and reverse_sql:
             _run(schema_editor, reverse_sql)
 
     return migrations.RunPython(forward, backward, elidable=False)
 
 
-def _run(schema_editor, sql: str) -> None:
+def _run(schema_editor: BaseDatabaseSchemaEditor, sql: str) -> None:
     # No parameters, so "%" in PL/pgSQL (RAISE's placeholders) is not a driver placeholder.
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(sql)

@@ -1,6 +1,6 @@
 """Transactions that survive faults: bounded retries, then a clear "busy" answer.
 
-`run_transaction(fn, ...)` runs `fn` in one transaction. A serialization failure or
+`run_transaction(fn)` runs `fn()` in one transaction. A serialization failure or
 deadlock (SQLSTATE 40001 / 40P01) rolls it back completely and it runs again, a bounded
 number of times; after that, or when the database connection is lost, `DatabaseBusy` is
 raised, which the middleware answers with 503 and Retry-After (JSON for the API, a page for
@@ -13,6 +13,7 @@ the call just runs and errors propagate.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import time
@@ -84,17 +85,20 @@ def _discard_connection() -> None:
         connection.connection = None
 
 
-def run_transaction(
-    fn: Callable[P, T], *args: P.args, attempts: int = ATTEMPTS, **kwargs: P.kwargs
-) -> T:
-    """`fn(*args, **kwargs)` in one transaction, retried on 40001/40P01 (see module doc)."""
+def run_transaction(fn: Callable[[], T], *, attempts: int = ATTEMPTS, atomic: bool = True) -> T:
+    """`fn()` in one transaction, retried on 40001/40P01 (see module doc).
+
+    atomic=False for a `fn` that is already one transaction (a single statement, or its
+    own atomic block): it is retried as it is, without a BEGIN/COMMIT round trip of ours.
+    """
+    wrap = transaction.atomic if atomic else contextlib.nullcontext
     if connection.in_atomic_block:
-        with transaction.atomic():
-            return fn(*args, **kwargs)
+        with wrap():
+            return fn()
     for attempt in range(1, attempts + 1):
         try:
-            with transaction.atomic():
-                return fn(*args, **kwargs)
+            with wrap():
+                return fn()
         except IntegrityError as exc:
             refusal = guard_refusal(exc)
             if refusal is not None:
@@ -117,6 +121,6 @@ def retrying(fn: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        return run_transaction(fn, *args, **kwargs)
+        return run_transaction(lambda: fn(*args, **kwargs))
 
     return wrapper

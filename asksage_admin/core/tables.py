@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
+
+# The most rows one page renders, whatever ?per_page= asks: a page is not an export.
+MAX_PER_PAGE = 500
+
+
+def capped_per_page(per_page: int | None) -> int | None:
+    """`per_page` within 1..MAX_PER_PAGE; None (the table's default) when not positive."""
+    if per_page is None or per_page < 1:
+        return None
+    return min(per_page, MAX_PER_PAGE)
 
 
 class BaseTable(tables.Table):
@@ -12,11 +24,15 @@ class BaseTable(tables.Table):
         template_name = "includes/table.html"
         empty_text = "Nothing to show yet."
 
+    def paginate(self, *args: Any, per_page: int | None = None, **kwargs: Any) -> BaseTable:
+        # Every RequestConfig passes the request's ?per_page= through here.
+        return super().paginate(*args, per_page=capped_per_page(per_page), **kwargs)
+
 
 class TokenColumn(tables.Column):
     """A whole number of tokens: thousands separators on the page, a plain integer in CSV."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         attrs = kwargs.pop("attrs", {})
         attrs.setdefault("td", {}).setdefault("class", "num")
         attrs.setdefault("th", {}).setdefault("class", "num")

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Enterprise, User
 from metrics.ingest import record_usage_batch
 from metrics.keys import create_integration_key
-from metrics.models import IntegrationKey
+from metrics.models import Integration, IntegrationKey
 from metrics.quota import next_month, usage_month
 
 DEMO_KEY_NAME = "Demo platform"
@@ -101,9 +101,10 @@ def _user_month_events(
 
 
 def demo_integration_key() -> IntegrationKey:
-    key = IntegrationKey.objects.filter(name=DEMO_KEY_NAME).first()
+    key = IntegrationKey.objects.active().filter(integration__name=DEMO_KEY_NAME).first()
     if key is None:
-        key, _plaintext = create_integration_key(actor=None, name=DEMO_KEY_NAME)
+        exists = Integration.objects.filter(name=DEMO_KEY_NAME).exists()
+        key, _plaintext = create_integration_key(actor=None, name=DEMO_KEY_NAME, rotate=exists)
     return key
 
 

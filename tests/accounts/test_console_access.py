@@ -61,8 +61,9 @@ def test_member_is_forbidden_in_console(member_client):
 
 
 def test_member_is_kept_out_of_staff_admin(member_client):
-    response = member_client.get("/staff/", follow=True)
-    assert urlsplit(response.redirect_chain[-1][0]).path == "/accounts/login/"
+    response = member_client.get("/staff/")
+    assert response.status_code == 403
+    assert 'href="/settings/"' in response.content.decode()
 
 
 def test_member_reaches_settings_without_mfa(member_client):
@@ -102,9 +103,7 @@ def test_verified_auditor_sees_dashboard(auditor_client, enterprise):
 
 
 def test_console_admin_is_not_staff(org_admin_client):
-    response = org_admin_client.get("/staff/")
-    assert response.status_code == 302
-    assert response["Location"].startswith(("/accounts/login/", "/staff/login/"))
+    assert org_admin_client.get("/staff/").status_code == 403
 
 
 @pytest.mark.parametrize("status", [Enterprise.Status.PENDING, Enterprise.Status.SUSPENDED])

@@ -70,7 +70,9 @@ def test_wrong_code_in_the_browser_keeps_the_admin_on_setup(demo_data, page, art
     page.get_by_label("Code").fill(wrong)
     page.get_by_role("button", name="Confirm and turn on").click()
 
-    assert page.get_by_text("That code is not valid").is_visible()
+    message = page.get_by_text("That code is not valid")
+    message.wait_for()  # the form posts and the page reloads: wait for it, do not race it
+    assert message.is_visible()
     page.screenshot(path=artifacts / "mfa-enrolment-05-mfa-setup-wrong-code.png", full_page=True)
     page.goto("/org/")
     assert "/mfa/setup/" in page.url

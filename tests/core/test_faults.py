@@ -4,7 +4,9 @@ guard refusals at commit. Nothing of a failed transaction persists, the answer i
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 from contextlib import contextmanager
 
 import psycopg
@@ -15,7 +17,7 @@ from django.db import OperationalError, connection
 from accounts.models import User
 from asksage_admin.core.models import ActivityChainHead, ActivityLog
 from asksage_admin.core.retry import ATTEMPTS
-from metrics.models import MonthlyUsage, UsageEvent
+from metrics.models import UsageEvent
 from tests import factories
 from tests.metrics.usage_helpers import Api, event, make_key
 from tests.tokens.helpers import MIN, buy
@@ -57,7 +59,7 @@ def _allocations(members) -> list[int]:
 
 
 def _chain_verifies() -> None:
-    call_command("verify_activity_log", by="fault-test", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("verify_activity_log", by="fault-test", stdout=io.StringIO())
 
 
 def _head_seq() -> int:
@@ -207,25 +209,72 @@ def test_connection_killed_in_the_middle_of_a_multi_row_save(acme):
     _chain_verifies()
 
 
+@contextmanager
+def kill_while_running(marker: str):
+    """Kill the app's connection while a statement containing `marker` is executing.
+
+    A poller on its own connection terminates the backend only while it is `active`, so a
+    statement that finished first is never hit afterwards (the test then tries again).
+    """
+    hits: list[bool] = []
+
+    def wrapper(execute, sql, params, many, context):
+        if marker not in sql or hits:
+            return execute(sql, params, many, context)
+        pid = connection.connection.info.backend_pid
+        done = threading.Event()
+        params_ = connection.get_connection_params()
+        for name in ("cursor_factory", "context", "prepare_threshold"):
+            params_.pop(name, None)
+
+        def poll():
+            with psycopg.connect(**params_, autocommit=True) as killer:
+                while not done.is_set():
+                    row = killer.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE pid = %s AND state = 'active'",
+                        [pid],
+                    ).fetchone()
+                    if row and row[0]:
+                        hits.append(True)
+                        return
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            done.set()
+            thread.join(timeout=10)
+
+    with connection.execute_wrapper(wrapper):
+        yield hits
+
+
 def test_connection_killed_in_the_middle_of_an_ingest_batch(acme):
     enterprise, admin, members = acme
     _, plaintext = make_key()
     api = Api(plaintext)
-    batch = [event(f"ev-{i}", m.email, tokens=10 + i) for i, m in enumerate(members)]
-    with kill_after('INSERT INTO "metrics_usageevent"') as fired:
-        response = api.events(batch)
-    if not fired:  # the ingest path may spell its INSERT differently
-        pytest.fail("the batch never reached the usage ledger INSERT")
-    assert response.status_code == 503
+    for attempt in range(8):
+        batch = [
+            event(f"ev-{attempt}-{i}", members[i % 4].email, tokens=10 + i) for i in range(1000)
+        ]
+        with kill_while_running("metrics_usageevent") as hits:
+            response = api.events(batch)
+        if hits:
+            break
+        assert response.status_code == 200  # finished before the kill: try a new batch
+    else:
+        pytest.fail("never caught the batch statement running")
+    stored_before = UsageEvent.objects.filter(event_id__startswith=f"ev-{attempt}-").count()
+    assert response.status_code == 503, response.content
     assert response["Retry-After"]
     assert response.json()["error"]["code"] == "unavailable"
-    assert UsageEvent.objects.count() == 0
-    assert MonthlyUsage.objects.count() == 0
-    # The client retries the same ids: recorded exactly once.
+    assert stored_before == 0  # nothing of the killed batch persists
+    # The client resends the same ids: recorded exactly once, on a new connection.
     again = api.events(batch)
     assert again.status_code == 200, again.content
     assert again.json()["summary"]["recorded"] == len(batch)
-    assert UsageEvent.objects.count() == len(batch)
     assert api.events(batch).json()["summary"]["duplicate"] == len(batch)
-    call_command("reconcile_usage", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("reconcile_usage", stdout=io.StringIO())
     _chain_verifies()

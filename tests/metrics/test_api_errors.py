@@ -170,3 +170,29 @@ def test_quota_check_with_unacceptable_value_is_422(api, member, field, value):
 
     assert_error(response, 422, "invalid")
     assert response.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize("user", ["\\udb1e@acme.test", "a\\u0000@acme.test"])
+def test_lone_surrogate_or_nul_in_quota_user_is_400_not_500(api, user):
+    body = ('{"user": "' + user + '", "kind": "inference", "tokens": 5}').encode()
+    response = api.post(QUOTA_URL, body)
+    assert_error(response, 400, "invalid_request")
+    assert response.json()["error"]["field"] == "user"
+
+
+def test_api_is_served_without_session_auth_or_csrf(member):
+    api = Api(make_key()[1])
+
+    response = api.events([event("e1", member.email)])
+
+    assert response.status_code == 200
+    request = response.wsgi_request
+    assert not hasattr(request, "session") and not hasattr(request, "user")
+    assert "Cookie" not in response.get("Vary", "")
+    assert response["X-Request-ID"]  # the request context still applies
+
+
+def test_unknown_api_path_is_still_a_404(db):
+    api = Api(make_key()[1])
+
+    assert api.post("/api/v1/nothing", {}).status_code == 404

@@ -181,6 +181,8 @@ def test_batch_with_good_and_bad_events_records_the_good_ones(api, member, enter
     ("field", "value"),
     [
         ("id", ""),
+        ("id", "   "),
+        ("id", "\t\n"),
         ("id", 12),
         ("id", "x" * 129),
         ("id", "nul\x00byte"),
@@ -210,6 +212,21 @@ def test_invalid_field_is_rejected_with_its_name(api, member, field, value):
     result = response.json()["results"][0]
     assert (result["status"], result["code"], result["field"]) == ("rejected", "invalid", field)
     assert not UsageEvent.objects.exists()
+
+
+def test_event_id_is_trimmed_so_padding_does_not_make_a_new_event(api, member):
+    first = api.events([event("  e1 ", member.email, tokens=500)])
+    again = api.events([event("e1", member.email, tokens=500)])
+
+    assert first.json()["results"][0]["id"] == "e1"
+    assert statuses(again) == ["duplicate"]
+    assert UsageEvent.objects.get().event_id == "e1"
+
+
+def test_event_id_length_is_counted_after_trimming(api, member):
+    response = api.events([event(" " + "x" * 128 + " ", member.email)])
+
+    assert statuses(response) == ["recorded"]
 
 
 def test_missing_model_is_recorded_as_blank(api, member):
@@ -290,6 +307,54 @@ def test_embedding_overage_is_lifetime(api, enterprise):
     assert response.json()["results"][0]["overage"] is True
 
 
+def test_inference_overage_within_one_batch_flags_only_the_event_past_the_cap(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, inference=1000)
+
+    response = api.events([event("a", user.email, tokens=600), event("b", user.email, tokens=600)])
+
+    assert [r["overage"] for r in response.json()["results"]] == [False, True]
+    assert response.json()["summary"]["overage"] == 1
+
+
+def test_embedding_overage_within_one_batch_flags_only_the_event_past_the_cap(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, embedding=1000)
+    batch = [
+        event("a", user.email, kind="embedding", tokens=600),
+        event("b", user.email, kind="embedding", tokens=600, occurred_at="2026-02-02T00:00:00Z"),
+    ]
+
+    response = api.events(batch)
+
+    assert [r["overage"] for r in response.json()["results"]] == [False, True]
+
+
+def test_overage_in_a_batch_starts_from_the_stored_total(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, inference=1000)
+    api.events([event("a", user.email, tokens=700)])
+    other = factories.make_user("other@acme.test", enterprise=enterprise, inference=1000)
+
+    response = api.events(
+        [
+            event("b", user.email, tokens=300),
+            event("c", other.email, tokens=999),
+            event("d", user.email, tokens=1),
+            event("e", user.email, kind="embedding", tokens=1),
+        ]
+    )
+
+    assert [r["overage"] for r in response.json()["results"]] == [False, False, True, True]
+
+
+def test_duplicates_in_a_batch_do_not_count_towards_overage(api, enterprise):
+    user = factories.make_user("capped@acme.test", enterprise=enterprise, inference=1000)
+    api.events([event("a", user.email, tokens=600)])
+
+    response = api.events([event("a", user.email, tokens=600), event("b", user.email, tokens=400)])
+
+    assert statuses(response) == ["duplicate", "recorded"]
+    assert response.json()["results"][1]["overage"] is False
+
+
 def test_suspended_enterprise_usage_is_still_recorded(api, member, enterprise):
     Enterprise.objects.filter(pk=enterprise.pk).update(status=Enterprise.Status.SUSPENDED)
 
@@ -318,3 +383,22 @@ def test_batch_costs_the_same_queries_for_one_or_many_events(
         response = api.events(batch)
 
     assert response.json()["summary"]["recorded"] == 500
+
+
+@pytest.mark.postgres
+def test_batch_is_one_round_trip_on_postgresql(api, enterprise, django_assert_num_queries):
+    users = make_users(enterprise, 20)
+    api.events([event("warm-up", users[0].email)])  # key lookup and key-use log of this hour
+    batch = [event(f"e{n}", users[n % 20].email, tokens=n + 1) for n in range(1000)]
+    batch[3] = event("warm-up", users[0].email)  # a duplicate, answered from the same query
+    batch[4] = event("e5", "nobody@example.com")  # an unknown user, likewise
+
+    with django_assert_num_queries(1):
+        response = api.events(batch)
+
+    assert response.json()["summary"] == {
+        "recorded": 998,
+        "duplicate": 1,
+        "rejected": 1,
+        "overage": 998,
+    }

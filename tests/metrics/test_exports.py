@@ -173,6 +173,20 @@ def test_users_exports_apply_the_users_page_filters(org_admin_client, member, au
     assert [r[1] for r in rows[1:]] == ["auditor@acme.test"]
 
 
+@pytest.mark.parametrize("url", ["/org/exports/users.csv", "/org/exports/users-with-tokens.csv"])
+@pytest.mark.parametrize("query", ["role=owner", "status=dead", "role=auditor&status=dead"])
+def test_users_export_with_an_invalid_filter_is_400_not_everyone(
+    org_admin_client, member, auditor, url, query
+):
+    """django-filter drops an invalid field and filters by the rest: never a wider file."""
+    response = org_admin_client.get(f"{url}?{query}")
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Invalid filter" in body and "Select a valid choice" in body
+    assert "member@acme.test" not in body
+    assert export_logs() == []
+
+
 # --- Activity log rows ---------------------------------------------------------------------
 
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import random
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.db.models import Sum
 
+from metrics import keys
 from metrics.models import MonthlyUsage, UsageEvent, UsageTotal
+from tests.concurrency import run_together, succeeded
 from tests.metrics.usage_helpers import Api, event, make_key, make_users
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -22,18 +22,8 @@ THREADS = 8
 
 
 def in_threads(work: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
-    """Run work(0..n-1) in n threads released together; each closes its own connection."""
-    barrier = threading.Barrier(threads)
-
-    def run(n: int) -> Any:
-        try:
-            barrier.wait(timeout=30)
-            return work(n)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(run, range(threads)))
+    """work(0..n-1) on n threads released together; fails on any exception."""
+    return succeeded(run_together([functools.partial(work, n) for n in range(threads)]))
 
 
 def test_same_id_sent_from_many_threads_is_counted_once(member):
@@ -108,3 +98,34 @@ def test_overlapping_batches_neither_deadlock_nor_lose_tokens(enterprise):
     rolled = UsageTotal.objects.aggregate(i=Sum("inference_tokens"), e=Sum("embedding_tokens"))
     assert rolled["i"] + rolled["e"] == ledger
     call_command("reconcile_usage", stdout=StringIO())
+
+
+def test_concurrent_batches_flag_exactly_the_events_past_the_cap(enterprise):
+    user = make_users(enterprise, 1, max_inference_tokens=1000)[0]
+    _key, plaintext = make_key()
+
+    responses = in_threads(
+        lambda n: Api(plaintext).events(
+            [event(f"t{n}-a", user.email, tokens=300), event(f"t{n}-b", user.email, tokens=300)]
+        )
+    )
+
+    # In commit order the totals run 300, 600 | 900, 1200 | 1500, ...: one batch is under
+    # the cap, one crosses it on its second event, every later one is over from the start.
+    flags = sorted([r["overage"] for r in resp.json()["results"]] for resp in responses)
+    assert flags == [[False, False], [False, True]] + [[True, True]] * (THREADS - 2)
+    assert MonthlyUsage.objects.get(user=user).inference_tokens == THREADS * 600
+
+
+def test_same_id_sent_at_once_with_both_keys_of_an_integration_is_counted_once(member):
+    _old, old_plaintext = make_key("Chat service")
+    _new, new_plaintext = keys.create_integration_key(actor=None, name="Chat service", rotate=True)
+    plaintexts = [old_plaintext, new_plaintext]
+
+    responses = in_threads(
+        lambda n: Api(plaintexts[n % 2]).events([event("rotated", member.email, tokens=300)])
+    )
+
+    results = sorted(r.json()["results"][0]["status"] for r in responses)
+    assert results == ["duplicate"] * (THREADS - 1) + ["recorded"]
+    assert UsageTotal.objects.get(user=member).inference_tokens == 300

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime
 
 import pytest
+from django.conf import settings
 
 from metrics import queries
 from tests import factories
@@ -49,6 +50,19 @@ def test_over_capacity_is_shown_as_overage(org_admin_client, enterprise, member)
     assert (usage.over_capacity, usage.overage, usage.bar_percent) == (True, 250, 100)
     body = org_admin_client.get("/org/").content.decode()
     assert "Over capacity by" in body
+
+
+def test_over_capacity_card_is_red_because_the_dashboard_loads_its_stylesheet(
+    org_admin_client, enterprise, member
+):
+    """The card's stat-danger class is styled in metrics.css; without the link it is grey."""
+    make_purchase(enterprise, inference=1_000)
+    add_usage(member, this_month(enterprise), inference=1_250)
+    body = org_admin_client.get("/org/").content.decode()
+    assert 'class="stat stat-danger"' in body
+    assert '<link rel="stylesheet" href="/static/css/metrics.css">' in body
+    css = (settings.BASE_DIR / "static" / "css" / "metrics.css").read_text()
+    assert re.search(r"\.stat-danger\s*\{[^}]*var\(--danger\)", css)
 
 
 def test_training_pool_counts_lifetime_embedding(enterprise, member):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from tests import factories
@@ -163,3 +165,37 @@ def test_exotic_numbers_are_400_with_a_clear_message(org_admin_client, ann, type
     message = response.json()["error"]["rows"][str(ann.pk)]
     assert "whole number" in message and "4300" not in message
     assert reload(ann).max_inference_tokens == MIN
+
+
+def _save_all(client, users: list[User]) -> tuple[int, int]:
+    """Raise every user by 1,000 in one save; (status, queries it took)."""
+    rows = [(u.pk, MIN + 1_000, MIN) for u in users]
+    with CaptureQueriesContext(connection) as queries:
+        response = _post(client, "inference", *rows)
+    return response.status_code, len(queries)
+
+
+# PostgreSQL: one INSERT for all log rows. SQLite caps the parameters of one statement, so
+# Django splits a bulk insert there.
+@pytest.mark.postgres
+def test_save_takes_the_same_number_of_queries_for_5_or_200_rows(
+    org_admin_client, enterprise, org_admin
+):
+    buy(enterprise, 300 * MIN)
+    few = [factories.make_user(enterprise=enterprise, inference=MIN) for _ in range(5)]
+    many = [factories.make_user(enterprise=enterprise, inference=MIN) for _ in range(200)]
+
+    status_few, queries_few = _save_all(org_admin_client, few)
+    status_many, queries_many = _save_all(org_admin_client, many)
+
+    assert (status_few, status_many) == (200, 200)
+    assert queries_many == queries_few
+    everyone = User.objects.filter(pk__in=[u.pk for u in few + many])
+    assert set(everyone.values_list("max_inference_tokens", flat=True)) == {MIN + 1_000}
+    changed = logs("allocation_changed")
+    assert len(changed) == 205
+    assert {log.target for log in changed} == {u.email for u in few + many}
+    assert {
+        (log.old_value["max_inference_tokens"], log.new_value["max_inference_tokens"])
+        for log in changed
+    } == {(MIN, MIN + 1_000)}

@@ -8,14 +8,13 @@ would let several of them read the same "assigned" total and all succeed.
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-from django.db import connection
 
 from accounts.models import User
 from asksage_admin.core.errors import Refused
 from tests import factories
+from tests.concurrency import run_together
 from tests.tokens.helpers import MIN, buy, people
 from tokens.pool import AllocationChange, record_purchase, set_allocations
 from tokens.queries import pool_totals
@@ -26,29 +25,6 @@ ROUNDS = 25
 URL = "/org/users/allocations/"
 HEADROOM = 300_000  # unassigned at the start of each round
 RAISE = 200_000  # one raise fits in HEADROOM, two do not
-
-
-def _run_together(jobs) -> list:
-    """Start every job at the same instant on its own thread and connection; collect results."""
-    barrier = threading.Barrier(len(jobs))
-    results: list = [None] * len(jobs)
-
-    def run(i, job):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = job()
-        except Exception as exc:  # a 500, a deadlock, a timeout: all end up in results
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(t.is_alive() for t in threads), "a request never finished (deadlock?)"
-    return results
 
 
 def _raise_request(client, user: User):
@@ -72,7 +48,7 @@ def test_concurrent_raises_never_exceed_the_pool(transactional_db, enterprise, o
     clients = [factories.verified_client(org_admin) for _ in users]
     for _ in range(ROUNDS):
         User.objects.filter(pk__in=[u.pk for u in users]).update(max_inference_tokens=MIN)
-        results = _run_together([_raise_request(c, u) for c, u in zip(clients, users, strict=True)])
+        results = run_together([_raise_request(c, u) for c, u in zip(clients, users, strict=True)])
 
         assert not [r for r in results if isinstance(r, Exception)], results
         statuses = sorted(status for status, _ in results)
@@ -114,7 +90,7 @@ def test_correction_racing_allocations_keeps_purchased_above_assigned(
                 changes=[AllocationChange(user.pk, "inference", MIN + RAISE, MIN)],
             )
 
-        results = _run_together([correct, raise_one])
+        results = run_together([correct, raise_one])
         unexpected = [r for r in results if isinstance(r, Exception) and not isinstance(r, Refused)]
         assert not unexpected, unexpected
         assert sum(isinstance(r, Refused) for r in results) == 1  # exactly one of them won

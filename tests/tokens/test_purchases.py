@@ -98,3 +98,21 @@ def test_ledger_lines_cannot_be_edited(enterprise):
 def test_ledger_lines_cannot_be_deleted(enterprise):
     with pytest.raises(AppendOnlyError):
         buy(enterprise, 1_000).delete()
+
+
+def test_ledger_lines_cannot_be_edited_in_bulk(enterprise):
+    buy(enterprise, 1_000)
+    with pytest.raises(AppendOnlyError):
+        TokenPurchase.objects.update(inference_tokens=9_999_999)
+    with pytest.raises(AppendOnlyError):
+        TokenPurchase.objects.filter(enterprise=enterprise).update(reference="rewritten")
+    assert TokenPurchase.objects.get().inference_tokens == 1_000
+
+
+def test_ledger_lines_cannot_be_deleted_in_bulk(enterprise):
+    buy(enterprise, 1_000)
+    with pytest.raises(AppendOnlyError):
+        TokenPurchase.objects.delete()
+    with pytest.raises(AppendOnlyError):
+        TokenPurchase.objects.filter(enterprise=enterprise).delete()
+    assert TokenPurchase.objects.count() == 1

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Enterprise, User
 from tests import factories
@@ -19,11 +22,21 @@ PURCHASES = "/staff/tokens/tokenpurchase/"
 
 
 def _form(client, url: str, **fields) -> dict:
-    """The admin form's hidden inputs (inline management forms) plus `fields`."""
+    """What a browser would send back: hidden inputs (inline management forms) and the
+    textareas as rendered, overridden by `fields`."""
     html = client.get(url).content.decode()
     data = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    for name, text in re.findall(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
+        data[name] = unescape(text.removeprefix("\n"))
     data.pop("csrfmiddlewaretoken", None)
     return {**data, **fields}
+
+
+def _change_form(client, enterprise: Enterprise, **fields) -> dict:
+    """The enterprise's change form as loaded, with `fields` changed."""
+    current = {"name": enterprise.name, "slug": enterprise.slug, "time_zone": enterprise.time_zone}
+    url = f"{ENTERPRISES}{enterprise.pk}/change/"
+    return _form(client, url, **{**current, "attach_role": "member", **fields})
 
 
 def _messages(response) -> str:
@@ -106,8 +119,8 @@ def test_choose_admins_and_auditors(sales_client, pending):
         slug=pending.slug,
         time_zone="UTC",
         attach_role="member",
-        admins=[a.pk],
-        auditors=[b.pk, c.pk],
+        admins=a.email.upper(),
+        auditors=f"{b.email}\n{c.email}",
     )
     assert sales_client.post(url, data).status_code == 302
     assert [reload(u).role for u in (a, b, c)] == ["admin", "auditor", "auditor"]
@@ -117,7 +130,7 @@ def test_choose_admins_and_auditors(sales_client, pending):
 def test_active_enterprise_cannot_lose_its_last_admin(staff_client, enterprise, org_admin):
     url = f"{ENTERPRISES}{enterprise.pk}/change/"
     data = _form(staff_client, url, name=enterprise.name, slug=enterprise.slug, time_zone="UTC")
-    data.update(attach_role="member", admins=[], auditors=[])
+    data.update(attach_role="member", admins="", auditors="")
     response = staff_client.post(url, data)
     assert response.status_code == 200
     assert "must keep at least one admin" in response.content.decode()
@@ -131,6 +144,73 @@ def test_change_page_shows_pools_users_and_activation_check(staff_client, pendin
     assert "Inference: 1,000,000 purchased · 0 assigned · 1,000,000 unassigned" in html
     assert "It has 2 users; at least 4 are needed." in html
     assert "Purchase ledger" in html and "PO-1" in html
+    assert "2 attached" in html
+
+
+def test_change_page_links_to_the_users_filtered_by_the_enterprise(sales_client, pending):
+    mine = people(pending, 2, inference=0)
+    stranger = factories.make_user("stranger@elsewhere.test")
+    html = sales_client.get(f"{ENTERPRISES}{pending.pk}/change/").content.decode()
+    link = f"/staff/accounts/user/?enterprise__id__exact={pending.pk}"
+    assert f'href="{link}"' in html
+    listing = sales_client.get(link).content.decode()
+    assert all(u.email in listing for u in mine) and stranger.email not in listing
+
+
+def test_admin_and_auditor_boxes_are_prefilled_with_the_current_ones(staff_client, enterprise):
+    factories.make_user("boss@acme.test", enterprise=enterprise, role="admin")
+    factories.make_user("checker@acme.test", enterprise=enterprise, role="auditor")
+    factories.make_user("worker@acme.test", enterprise=enterprise)
+    data = _form(staff_client, f"{ENTERPRISES}{enterprise.pk}/change/")
+    assert data["admins"] == "boss@acme.test"
+    assert data["auditors"] == "checker@acme.test"
+
+
+def test_resubmitting_the_page_unchanged_changes_no_roles(staff_client, enterprise, org_admin):
+    url = f"{ENTERPRISES}{enterprise.pk}/change/"
+    assert staff_client.post(url, _change_form(staff_client, enterprise)).status_code == 302
+    assert reload(org_admin).role == "admin" and logs("role_changed") == []
+
+
+@pytest.mark.parametrize(
+    ("field", "email"),
+    [
+        ("admins", "stranger@elsewhere.test"),
+        ("auditors", "admin@globex.test"),
+        ("admins", "nobody@nowhere.test"),
+    ],
+)
+def test_role_for_someone_not_in_the_enterprise_is_refused_naming_them(
+    staff_client, enterprise, org_admin, other_admin, field, email
+):
+    factories.make_user("stranger@elsewhere.test")
+    url = f"{ENTERPRISES}{enterprise.pk}/change/"
+    data = _change_form(staff_client, enterprise)
+    data[field] += f"\n{email}"
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert f"Not users of Acme Corp: {email}." in response.content.decode()
+    assert logs("role_changed") == []
+
+
+def _change_page_queries(client, enterprise: Enterprise) -> tuple[str, int]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"{ENTERPRISES}{enterprise.pk}/change/")
+    assert response.status_code == 200
+    return response.content.decode(), len(queries)
+
+
+def test_change_page_queries_do_not_grow_with_users_and_no_member_is_listed(staff_client):
+    small, large = factories.make_enterprise("Small"), factories.make_enterprise("Large")
+    for enterprise, n in ((small, 3), (large, 300)):
+        factories.make_user(f"boss@{enterprise.slug}.test", enterprise=enterprise, role="admin")
+        people(enterprise, n - 1)
+    _html, small_queries = _change_page_queries(staff_client, small)
+    html, large_queries = _change_page_queries(staff_client, large)
+    assert large_queries == small_queries
+    assert "300 attached" in html and f"boss@{large.slug}.test" in html
+    members = User.objects.in_enterprise(large).filter(role="member")
+    assert not [u.email for u in members if u.email in html]
 
 
 def test_activate_action_refuses_with_the_reason(sales_client, pending):
@@ -223,4 +303,60 @@ def test_superuser_user_admin_keeps_allocations_read_only(staff_client, member):
 
 
 def test_console_admin_cannot_open_staff_admin(org_admin_client):
-    assert org_admin_client.get(ENTERPRISES).status_code == 302
+    assert org_admin_client.get(ENTERPRISES).status_code == 403
+
+
+def test_time_zone_change_is_explained_warned_and_logged(staff_client, enterprise, org_admin):
+    url = f"{ENTERPRISES}{enterprise.pk}/change/"
+    assert "recorded months keep their grouping" in staff_client.get(url).content.decode()
+    data = _change_form(staff_client, enterprise, time_zone="Asia/Tokyo")
+    response = staff_client.post(url, data, follow=True)
+    assert (
+        "Time zone is now Asia/Tokyo. Usage reported from now on is grouped into months of "
+        "this zone; months already recorded keep their grouping." in _messages(response)
+    )
+    (log,) = logs("enterprise_updated")
+    assert (log.old_value, log.new_value) == ({"time_zone": "UTC"}, {"time_zone": "Asia/Tokyo"})
+    assert Enterprise.objects.get(pk=enterprise.pk).time_zone == "Asia/Tokyo"
+
+
+def test_saving_without_a_time_zone_change_does_not_warn(staff_client, enterprise, org_admin):
+    url = f"{ENTERPRISES}{enterprise.pk}/change/"
+    response = staff_client.post(url, _change_form(staff_client, enterprise), follow=True)
+    assert "Time zone is now" not in _messages(response)
+    assert logs("enterprise_updated") == []
+
+
+def test_changing_roles_takes_the_same_queries_for_3_or_300_users(staff_client):
+    counts = []
+    for n in (3, 300):
+        enterprise = factories.make_enterprise(f"Size {n}")
+        factories.make_user(f"boss@size{n}.test", enterprise=enterprise, role="admin")
+        newcomer, *_ = people(enterprise, n - 1)
+        url = f"{ENTERPRISES}{enterprise.pk}/change/"
+        data = _change_form(staff_client, enterprise, auditors=newcomer.email)
+        with CaptureQueriesContext(connection) as queries:
+            assert staff_client.post(url, data).status_code == 302
+        counts.append(len(queries))
+        assert reload(newcomer).role == "auditor"
+    assert counts[0] == counts[1]
+    assert len(logs("role_changed")) == 2
+
+
+def test_one_save_can_attach_someone_and_make_them_admin(sales_client, pending):
+    newcomer = factories.make_user("new.boss@initech.test")
+    url = f"{ENTERPRISES}{pending.pk}/change/"
+    data = _change_form(sales_client, pending, attach_emails=newcomer.email, admins=newcomer.email)
+    assert sales_client.post(url, data).status_code == 302
+    newcomer = reload(newcomer)
+    assert (newcomer.enterprise, newcomer.role) == (pending, "admin")
+    assert len(logs("user_attached")) == len(logs("role_changed")) == 1
+
+
+def test_attaching_as_auditor_while_editing_admins_keeps_the_auditor(sales_client, pending):
+    boss, newcomer = people(pending, 1, inference=0)[0], factories.make_user("eye@initech.test")
+    url = f"{ENTERPRISES}{pending.pk}/change/"
+    attach = {"attach_emails": newcomer.email, "attach_role": "auditor"}
+    data = _change_form(sales_client, pending, admins=boss.email, **attach)
+    assert sales_client.post(url, data).status_code == 302
+    assert (reload(boss).role, reload(newcomer).role) == ("admin", "auditor")

@@ -185,8 +185,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("tokens", "0002_sales_group"),
-        ("accounts", "0001_initial"),
-        ("core", "0002_activity_chain"),
+        ("accounts", "0002_single_line_names"),
+        ("core", "0003_activity_chain"),
     ]
 
     operations = [

@@ -37,8 +37,8 @@ EMBEDDING = Sum("tokens", filter=Q(kind=UsageKind.EMBEDDING), default=0)
 class Drift:
     table: str
     key: dict[str, Any]
-    ledger: tuple[int, int]
-    rollup: tuple[int, int]
+    ledger: tuple[int, ...]
+    rollup: tuple[int, ...]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,7 +65,7 @@ def merge_compare(
     many users and months there are.
     """
     width = len(names)
-    end = object()
+    end: Any = object()  # sentinel: Any, so the rows it stands in for stay indexable
     left, right = iter(ledger), iter(rollup)
     a, b = next(left, end), next(right, end)
     while a is not end or b is not end:
@@ -152,9 +152,10 @@ def enterprise_drift() -> Iterator[Drift]:
 class Command(BaseCommand):
     help = "Recompute every usage roll-up from the ledger; exit 1 and list the drift if any."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         started = timezone.now()
-        drift_count, stored = 0, []
+        drift_count = 0
+        stored: list[dict[str, Any]] = []
         outermost = not connection.in_atomic_block
         with transaction.atomic():
             if outermost and connection.vendor == "postgresql":

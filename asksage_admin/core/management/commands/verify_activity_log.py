@@ -9,8 +9,10 @@ row and exits non-zero when the log was altered or rows were removed. Every run 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -23,14 +25,14 @@ CHUNK = 5000
 class Command(BaseCommand):
     help = "Verify the activity log's hash chain; exit 1 naming the first bad row."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--by",
             default="",
             help="Who runs the check, as shown on the Dashboard (default: the OS user).",
         )
 
-    def handle(self, *args, by: str, **options) -> None:
+    def handle(self, *args: Any, by: str, **options: Any) -> None:
         started = timezone.now()
         who = by.strip() or _os_user()
         checked = 0
@@ -47,7 +49,7 @@ class Command(BaseCommand):
                 .iterator(chunk_size=CHUNK)
             )
 
-            def counted():
+            def counted() -> Iterator[dict[str, Any]]:
                 nonlocal checked
                 for row in rows:
                     checked += 1

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from importlib import import_module
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.db.models import Q
 
 from accounts.models import Enterprise, User
 from asksage_admin.demo.usage import generate_demo_usage
@@ -13,6 +18,8 @@ DEFAULT_PASSWORD = "demo-Passw0rd!"
 ADMIN = "admin@demo-corp.example"
 AUDITOR = "auditor@demo-corp.example"
 STAFF = "sales@asksage.example"
+OPERATOR = "operator@asksage.example"
+SALES_GROUP = "Sales"
 MEMBERS = [
     ("ada.lovelace", "Ada Lovelace"),
     ("alan.turing", "Alan Turing"),
@@ -80,16 +87,29 @@ def seed_tokens(enterprise: Enterprise, *, staff: User, admin: User) -> None:
     pool.set_allocations(actor=admin, enterprise=enterprise, changes=changes)
 
 
+def sales_group() -> Group:
+    """The Sales group its migration made; remade the same way when a flush removed it
+    (tests that truncate tables keep permissions, which post_migrate recreates, not groups)."""
+    group, created = Group.objects.get_or_create(name=SALES_GROUP)
+    if created:
+        wanted = import_module("tokens.migrations.0002_sales_group").SALES_PERMISSIONS
+        match = Q()
+        for app_label, codename in wanted:
+            match |= Q(content_type__app_label=app_label, codename=codename)
+        group.permissions.set(Permission.objects.filter(match))
+    return group
+
+
 class Command(BaseCommand):
     help = "Create (or refresh) the Demo Corp enterprise and print how to sign in."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--password", default=DEFAULT_PASSWORD, help="Password for every demo account."
         )
 
     @transaction.atomic
-    def handle(self, *args, password: str, **options) -> None:
+    def handle(self, *args: Any, password: str, **options: Any) -> None:
         enterprise, _ = Enterprise.objects.update_or_create(
             slug="demo-corp", defaults={"name": "Demo Corp", "status": Enterprise.Status.ACTIVE}
         )
@@ -100,8 +120,20 @@ class Command(BaseCommand):
         people += [(f"{slug}@demo-corp.example", name, User.Role.MEMBER) for slug, name in MEMBERS]
         for email, name, role in people:
             self._person(email, name, password, enterprise=enterprise, role=role)
+        # Sales staff get the Sales group's permissions and nothing more (never a superuser);
+        # the operator is the platform's superuser (integration keys, groups, MFA resets).
         staff = self._person(
             STAFF, "Sam Sales", password, enterprise=None, role=User.Role.MEMBER, staff=True
+        )
+        staff.groups.set([sales_group()])
+        self._person(
+            OPERATOR,
+            "Olive Operator",
+            password,
+            enterprise=None,
+            role=User.Role.MEMBER,
+            staff=True,
+            superuser=True,
         )
         seed_tokens(enterprise, staff=staff, admin=User.objects.get(email=ADMIN))
 
@@ -110,7 +142,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  Auditor          : {AUDITOR}")
         for slug, _name in MEMBERS:
             self.stdout.write(f"  Member           : {slug}@demo-corp.example")
-        self.stdout.write(f"  Sales staff      : {STAFF}  (Django admin at /staff/)")
+        self.stdout.write(f"  Sales staff      : {STAFF}  (Sales group, Django admin at /staff/)")
+        self.stdout.write(f"  Operator         : {OPERATOR}  (superuser, Django admin at /staff/)")
         self.stdout.write(f"  Password (all)   : {password}")
         self.stdout.write(
             "  Admins, auditors and staff enrol an authenticator app at first sign-in."
@@ -123,13 +156,22 @@ class Command(BaseCommand):
         )
 
     def _person(
-        self, email: str, name: str, password: str, *, enterprise, role, staff=False
+        self,
+        email: str,
+        name: str,
+        password: str,
+        *,
+        enterprise: Enterprise | None,
+        role: str,
+        staff: bool = False,
+        superuser: bool = False,
     ) -> User:
         user = User.objects.filter(email__iexact=email).first() or User(email=email)
         user.full_name = name
         user.enterprise = enterprise
         user.role = role
-        user.is_staff = user.is_superuser = staff
+        user.is_staff = staff
+        user.is_superuser = superuser
         user.set_password(password)
         user.save()
         return user

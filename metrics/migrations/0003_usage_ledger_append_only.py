@@ -10,8 +10,8 @@ CREATE, DROP = append_only_sql("metrics_usageevent", truncate=False)
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("metrics", "0001_initial"),
-        ("core", "0002_activity_chain"),
+        ("metrics", "0002_integration"),
+        ("core", "0003_activity_chain"),
     ]
 
     operations = [postgres_sql(CREATE, DROP)]

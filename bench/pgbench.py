@@ -1,0 +1,96 @@
+"""The database ceiling: pgbench running the very statements the application sends.
+
+The scripts are generated from the application's own statement builders
+(metrics.ingest_sql for a batch, metrics.quota for a quota check) and rendered by the
+same client-side binding Django's psycopg cursor uses, so the SQL cannot drift from the
+application's. Only the values that must differ per transaction are pgbench variables:
+the event ids (client id and a random number) and, for single events, the user.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.db import connection
+
+from bench.report import percentile
+
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+ID_TOKEN = "PGBID"  # replaced by a per-transaction prefix
+USER_TOKEN = "PGBUSER@"  # replaced by a random seeded user (single events)
+
+
+@dataclass
+class PgbenchResult:
+    tps: float
+    latencies_ms: list[float]
+    failed: int
+
+
+def render(sql: str, params: object) -> str:
+    """The statement exactly as Django's client-side-binding cursor sends it."""
+    with connection.cursor() as cursor:
+        return cursor.cursor.mogrify(sql, params)
+
+
+def batch_script(integration_id: int, emails: list[str], size: int) -> str:
+    from metrics import ingest_sql
+
+    now = datetime.now(UTC)
+    events = [
+        (n, f"{ID_TOKEN}{n}", emails[n % len(emails)], ("embedding", "inference", "inference",
+         "inference")[n % 4], 100 + n % 900, now, "bench-model")
+        for n in range(size)
+    ]  # fmt: skip
+    text = render(ingest_sql.BATCH_SQL, ingest_sql.batch_params(integration_id, events, now))
+    return _script(text)
+
+
+def quota_script() -> str:
+    from metrics import quota
+
+    months = quota._candidate_months(datetime.now(UTC))
+    return _script(render(quota._POSITION_SQL, [*months, USER_TOKEN + "scale-big.example"]))
+
+
+def _script(sql: str) -> str:
+    # One transaction's values: a random number for unique event ids, a random user.
+    sql = sql.replace(ID_TOKEN, "b:client_id-:r-").replace(USER_TOKEN, "u:uid@")
+    one_line = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip()
+    return "\\set r random(1, 9000000000000000)\n\\set uid random(1, 4999)\n" + one_line + ";\n"
+
+
+def run(scripts: list[str], *, dsn: dict[str, str], clients: int, seconds: float) -> PgbenchResult:
+    """pgbench -M simple (psycopg's client-side binding sends simple queries too)."""
+    with tempfile.TemporaryDirectory(prefix="pgbench-") as tmp:
+        args = [PGBENCH, "-n", "-M", "simple", "-c", str(clients), "-j", str(clients),
+                "-T", str(max(1, round(seconds))), "-l", "--log-prefix", f"{tmp}/log",
+                "-h", dsn["host"], "-p", dsn["port"], "-U", dsn["user"], dsn["name"]]  # fmt: skip
+        for n, script in enumerate(scripts):
+            path = Path(tmp, f"script{n}.sql")
+            path.write_text(script)
+            args += ["-f", str(path)]
+        env = {**os.environ, "PGPASSWORD": dsn["password"]}
+        # Our own fixed arguments; the only variable parts are numbers and generated paths.
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        if done.returncode != 0 and "tps" not in done.stdout:
+            raise SystemExit(f"pgbench failed:\n{done.stderr[-2000:]}")
+        tps = float(re.search(r"tps = ([\d.]+)", done.stdout).group(1))
+        failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
+        latencies = [
+            int(line.split()[2]) / 1000
+            for log in Path(tmp).glob("log*")
+            for line in log.read_text().splitlines()
+            if line.split()[2].isdigit()
+        ]
+    return PgbenchResult(tps, latencies, int(failed.group(1)) if failed else 0)
+
+
+def p50_p99(latencies_ms: list[float]) -> str:
+    return f"{percentile(latencies_ms, 50):.1f} / {percentile(latencies_ms, 99):.1f}"

@@ -1,0 +1,140 @@
+"""The PostgreSQL ingest statement: one round trip records a whole batch.
+
+One statement with data-modifying CTEs resolves the users by email, inserts the events
+ON CONFLICT DO NOTHING, adds the inserted rows to the three roll-ups and returns what the
+service needs to answer every event (users, inserted rows, roll-up totals after the batch,
+and the events that were already stored). Being one statement it is one transaction: the
+roll-ups can never disagree with the ledger. `bench ingest` runs this very text in pgbench,
+so the benchmark's ceiling and the application cannot drift apart.
+
+Arrays (unnest) rather than a VALUES list keep the text the same size whatever the batch
+size, so PostgreSQL parses a short statement and psycopg adapts seven parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+# Every table and column is ours; values are parameters. Roll-up keys are grouped and
+# sorted so concurrent batches lock roll-up rows in one order (no deadlock); events are
+# inserted in event_id order for the same reason (two batches sharing ids).
+BATCH_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(idx)s::int[], %(ids)s::text[], %(emails)s::text[], %(kinds)s::text[],
+        %(tokens)s::bigint[], %(occurred)s::timestamptz[], %(models)s::text[]
+    ) AS t(idx, event_id, email, kind, tokens, occurred_at, model)
+), users AS (
+    SELECT u.id, u.email, u.enterprise_id, u.max_inference_tokens, u.max_embedding_tokens,
+           e.time_zone
+    FROM accounts_user u LEFT JOIN accounts_enterprise e ON e.id = u.enterprise_id
+    WHERE u.email = ANY(%(emails)s::text[])
+), first AS (
+    -- The first event of each id whose user is in an enterprise; later ones are repeats.
+    SELECT DISTINCT ON (i.event_id) i.*, u.id AS user_id, u.enterprise_id,
+           date_trunc('month', i.occurred_at AT TIME ZONE u.time_zone)::date AS month
+    FROM input i JOIN users u ON u.email = i.email
+    WHERE u.enterprise_id IS NOT NULL
+    ORDER BY i.event_id, i.idx
+), ins AS (
+    INSERT INTO metrics_usageevent (integration_id, event_id, user_id, enterprise_id, kind,
+                                    tokens, occurred_at, month, model, received_at)
+    SELECT %(integration)s, event_id, user_id, enterprise_id, kind, tokens, occurred_at,
+           month, model, %(now)s
+    FROM first ORDER BY event_id
+    ON CONFLICT (integration_id, event_id) DO NOTHING
+    RETURNING event_id, user_id, enterprise_id, kind, tokens, month, model
+), monthly AS (
+    INSERT INTO metrics_monthlyusage AS r
+        (user_id, month, enterprise_id, inference_tokens, embedding_tokens)
+    SELECT user_id, month, max(enterprise_id),
+           coalesce(sum(tokens) FILTER (WHERE kind = 'inference'), 0),
+           coalesce(sum(tokens) FILTER (WHERE kind = 'embedding'), 0)
+    FROM ins GROUP BY user_id, month ORDER BY user_id, month
+    ON CONFLICT (user_id, month) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,
+        inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
+        embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
+    RETURNING user_id, month, inference_tokens
+), lifetime AS (
+    INSERT INTO metrics_usagetotal AS r (user_id, enterprise_id, inference_tokens, embedding_tokens)
+    SELECT user_id, max(enterprise_id),
+           coalesce(sum(tokens) FILTER (WHERE kind = 'inference'), 0),
+           coalesce(sum(tokens) FILTER (WHERE kind = 'embedding'), 0)
+    FROM ins GROUP BY user_id ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,
+        inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
+        embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
+    RETURNING user_id, embedding_tokens
+), per_model AS (
+    INSERT INTO metrics_enterprisemonthlyusage AS r
+        (enterprise_id, month, model, inference_tokens, embedding_tokens)
+    SELECT enterprise_id, month, model,
+           coalesce(sum(tokens) FILTER (WHERE kind = 'inference'), 0),
+           coalesce(sum(tokens) FILTER (WHERE kind = 'embedding'), 0)
+    FROM ins GROUP BY enterprise_id, month, model ORDER BY enterprise_id, month, model
+    ON CONFLICT (enterprise_id, month, model) DO UPDATE SET
+        inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
+        embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
+)
+SELECT 'u', email, id, enterprise_id, max_inference_tokens, max_embedding_tokens,
+       NULL::text, NULL::timestamptz, NULL::date
+  FROM users
+UNION ALL
+SELECT 'i', event_id, user_id, enterprise_id, tokens, NULL, kind, NULL, month FROM ins
+UNION ALL
+SELECT 'm', NULL, user_id, NULL, inference_tokens, NULL, NULL, NULL, month FROM monthly
+UNION ALL
+SELECT 'l', NULL, user_id, NULL, embedding_tokens, NULL, NULL, NULL, NULL FROM lifetime
+UNION ALL
+-- The statement's snapshot predates its own INSERT: these are the events stored before.
+SELECT 's', event_id, user_id, NULL, tokens, NULL, kind || ':' || model, occurred_at, NULL
+  FROM metrics_usageevent
+ WHERE integration_id = %(integration)s AND event_id = ANY(%(ids)s::text[])
+"""
+
+
+def batch_params(
+    integration_id: int, events: list[tuple[int, str, str, str, int, datetime, str]], now: datetime
+) -> dict[str, Any]:
+    """BATCH_SQL's parameters for (index, id, email, kind, tokens, occurred_at, model) rows."""
+    columns = list(zip(*events, strict=True))
+    names = ("idx", "ids", "emails", "kinds", "tokens", "occurred", "models")
+    return {"integration": integration_id, "now": now} | {
+        name: list(column) for name, column in zip(names, columns, strict=True)
+    }
+
+
+@dataclass
+class BatchOutcome:
+    """BATCH_SQL's answer, sorted by kind of row."""
+
+    users: dict[str, tuple[int, int | None, int, int]]  # email -> id, enterprise, caps
+    inserted: dict[str, date]  # event_id -> month
+    monthly: dict[tuple[int, date], int]  # (user, month) -> inference after the batch
+    lifetime: dict[int, int]  # user -> embedding after the batch
+    stored: dict[str, tuple]  # event_id -> (user, kind, tokens, occurred_at, model)
+
+
+def parse_outcome(rows: list[tuple]) -> BatchOutcome:
+    out = BatchOutcome({}, {}, {}, {}, {})
+    for tag, key, user_id, enterprise_id, number, cap, text, moment, month in rows:
+        if tag == "u":
+            out.users[key] = (user_id, enterprise_id, number, cap)
+        elif tag == "i":
+            out.inserted[key] = month
+        elif tag == "m":
+            out.monthly[(user_id, month)] = number
+        elif tag == "l":
+            out.lifetime[user_id] = number
+        else:
+            kind, _, model = text.partition(":")
+            out.stored[key] = (user_id, kind, number, moment, model)
+    return out
+
+
+STORED_SQL = (
+    "SELECT event_id, user_id, kind, tokens, occurred_at, model FROM metrics_usageevent"
+    " WHERE integration_id = %s AND event_id = ANY(%s::text[])"
+)

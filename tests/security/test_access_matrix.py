@@ -1,0 +1,119 @@
+"""Every URL of the public contract, as every persona: the expected answer of each cell.
+
+The one table below is the access rule of the whole product in one place. A cell is a status
+code, or where a redirect goes: LOGIN (sign in first), SETUP / VERIFY (MFA before anything
+else), or the page a signed-in person is sent back to (ORG, HOME).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/accounts/login/"
+SETUP = "/mfa/setup/"
+VERIFY = "/mfa/verify/"
+ORG = "/org/"
+HOME = "/settings/"
+STAFF_IN = "/staff/login/"  # redirects on to LOGIN with ?next=
+
+PERSONAS = (
+    "anonymous",
+    "password_only",  # an enterprise admin signed in with the password, no MFA yet
+    "member",
+    "auditor",
+    "other_admin",  # admin of another enterprise
+    "admin",
+    "staff_no_mfa",  # sales staff signed in with the password, no MFA yet
+    "staff",  # sales staff, MFA verified (Sales group, not a superuser)
+)
+
+# fmt: off
+# Method GET unless listed in POSTS. Columns: PERSONAS, in order.
+#                                       anon   pw-only member auditor other  admin  staff0 staff
+MATRIX: dict[str, tuple[int | str, ...]] = {
+    "/accounts/register/":                (200,   SETUP, 200,   200,   200,   200,   SETUP, 200),
+    "/accounts/login/":                   (200,   SETUP, 200,   200,   200,   200,   SETUP, 200),
+    "/accounts/logout/":                  (LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN),
+    "/accounts/password-reset/":          (200,   SETUP, 200,   200,   200,   200,   SETUP, 200),
+    "/settings/":                         (LOGIN, SETUP, 200,   200,   200,   200,   SETUP, 200),
+    "/mfa/setup/":                        (LOGIN, 200,   200,   200,   200,   200,   200,   200),
+    "/mfa/verify/":                       (LOGIN, SETUP, SETUP, ORG,   ORG,   ORG,   SETUP, HOME),
+    "/mfa/backup-codes/":                 (LOGIN, SETUP, VERIFY, 200,   200,   200,   SETUP, 200),
+    "/org/":                              (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/users/":                        (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/users/add/":                    (LOGIN, SETUP, 403,   403,   200,   200,   SETUP, 403),
+    "/org/users/{member}/":               (LOGIN, SETUP, 403,   200,   404,   200,   SETUP, 403),
+    "/org/token-statistics/":             (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/token-usage/":                  (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/monthly/":                      (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/exports/":                      (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/activity/":                     (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/exports/token-usage.csv":       (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/exports/users.csv":             (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/exports/users-with-tokens.csv": (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/exports/activity.csv":          (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/staff/":                            (STAFF_IN, SETUP, 403, 403, 403, 403, SETUP, 200),
+    # The API takes keys, never sessions: a signed-in browser is as anonymous as anyone.
+    "/api/v1/usage/events":               (401,   401,   401,   401,   401,   401,   401,   401),
+    "/api/v1/quota/check":                (401,   401,   401,   401,   401,   401,   401,   401),
+    "/healthz":                           (200,   200,   200,   200,   200,   200,   200,   200),
+}
+# fmt: on
+POSTS = {"/accounts/logout/", "/api/v1/usage/events", "/api/v1/quota/check"}
+
+CELLS = [
+    pytest.param(url, persona, expected, id=f"{persona}:{url}")
+    for url, row in MATRIX.items()
+    for persona, expected in zip(PERSONAS, row, strict=True)
+]
+
+
+def client_for(persona: str, request: pytest.FixtureRequest) -> Client:
+    """A client signed in as the persona, creating only the people it needs."""
+    if persona == "anonymous":
+        return Client()
+    if persona == "password_only":
+        return factories.signed_in_client(request.getfixturevalue("org_admin"))
+    if persona == "staff_no_mfa":
+        return factories.signed_in_client(request.getfixturevalue("sales_staff"))
+    fixture = {
+        "member": "member",
+        "auditor": "auditor",
+        "other_admin": "other_admin",
+        "admin": "org_admin",
+        "staff": "sales_staff",
+    }[persona]
+    user: User = request.getfixturevalue(fixture)
+    if persona == "member":
+        return factories.signed_in_client(user)  # members need no MFA
+    return factories.verified_client(user)
+
+
+def fetch(client: Client, url: str, member: User, **extra):
+    path = url.format(member=member.pk)
+    if url in POSTS:
+        return client.post(path, data="{}", content_type="application/json", **extra)
+    return client.get(path, **extra)
+
+
+@pytest.mark.parametrize(("url", "persona", "expected"), CELLS)
+def test_access_matrix(url, persona, expected, member, request):
+    response = fetch(client_for(persona, request), url, member)
+    if isinstance(expected, int):
+        assert response.status_code == expected, response.get("Location")
+    else:
+        assert response.status_code == 302
+        assert urlsplit(response["Location"]).path == expected
+
+
+def test_matrix_covers_the_public_contract():
+    assert len(MATRIX) == 25
+    assert set(MATRIX) >= POSTS
