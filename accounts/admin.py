@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services_staff
-from accounts.models import User
+from accounts.models import BackupCodeDevice, User
 from asksage_admin.core.admin_forms import ServiceAdminMixin, ServiceForm
 
 
@@ -158,3 +158,19 @@ for _model, _admin in ((TOTPDevice, StaffTOTPDeviceAdmin), (StaticDevice, StaffS
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
     admin.site.register(_model, _admin)
+
+
+@admin.register(BackupCodeDevice)
+class BackupCodeDeviceAdmin(DeviceRemovalMixin, admin.ModelAdmin):
+    """Staff may see that a user has backup codes and remove the set (a lost phone and
+    printout, logged), never the codes or their hashes."""
+
+    list_display = ["user", "name", "confirmed", "unused_codes", "last_used_at"]
+    search_fields = ["user__email"]
+    fields = ["user", "name", "confirmed", "unused_codes", "last_used_at"]
+    readonly_fields = ["user", "unused_codes", "last_used_at"]
+    list_select_related = ["user"]
+
+    @admin.display(description="Unused codes")
+    def unused_codes(self, obj: BackupCodeDevice) -> str:
+        return f"{obj.codes.count()} unused"

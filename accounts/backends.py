@@ -1,4 +1,4 @@
-"""Sign-in by email, case-insensitively; Banned users cannot sign in."""
+"""Sign-in by email, case-insensitively; Banned and unconfirmed users cannot sign in."""
 
 from __future__ import annotations
 
@@ -14,4 +14,8 @@ if TYPE_CHECKING:
 
 class EmailBackend(ModelBackend):
     def user_can_authenticate(self, user: User | AnonymousUser | None) -> bool:
-        return super().user_can_authenticate(user) and not getattr(user, "is_banned", False)
+        return (
+            super().user_can_authenticate(user)
+            and not getattr(user, "is_banned", False)
+            and getattr(user, "email_confirmed", True)
+        )

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import unicodedata
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 
 from accounts.models import User
+
+# Bidirectional overrides and isolates: they make "evil.test" display as something else.
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def refuse_control_characters(value: str) -> None:
+    """Names and emails end up in tables, CSV exports and logs: no control characters there."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS:
+            raise forms.ValidationError(
+                "Remove the control character (a tab, line break or invisible character).",
+                code="control_character",
+            )
 
 
 class RegistrationForm(BaseUserCreationForm):
@@ -20,15 +34,23 @@ class RegistrationForm(BaseUserCreationForm):
         super().__init__(*args, **kwargs)
         self.fields["email"].widget.attrs.update(autocomplete="email", autofocus=True)
         self.fields["full_name"].required = False
+        for name in ("email", "full_name"):
+            self.fields[name].validators.append(refuse_control_characters)
+            # Check before Django strips, so a trailing tab or newline is refused too.
+            cast(forms.CharField, self.fields[name]).strip = False
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        # Unique regardless of case: Ann@x.org and ann@x.org are one person.
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(
-                "An account with this email address already exists. Sign in or reset your password."
-            )
-        return email
+        # A taken address is not an error here: the page must not tell whether it exists
+        # (the service emails the owner instead).
+        return self.cleaned_data["email"].strip().lower()
+
+    def clean_full_name(self) -> str:
+        return self.cleaned_data["full_name"].strip()
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # Uniqueness of the email (a field and a constraint) is the service's business: it
+        # answers a taken address without a hint. The form field still validates the format.
+        return super()._get_validation_exclusions() | {"email"}  # type: ignore[misc]  # private hook
 
 
 class SignInForm(AuthenticationForm):
@@ -38,7 +60,45 @@ class SignInForm(AuthenticationForm):
     error_messages = {
         "invalid_login": "That email and password do not match an active account.",
         "inactive": "This account is disabled. Contact your organization's administrator.",
+        "unconfirmed": (
+            "Confirm your email address first: open the link we emailed to you. "
+            "We have just sent a new one."
+        ),
     }
+
+    def unconfirmed_user(self) -> User | None:
+        """After a failed sign-in: the account if the password was right but the email unconfirmed.
+
+        Only someone who knows the password learns that the account exists.
+        """
+        email = self.cleaned_data.get("username")
+        if not email or "username" in self.errors:
+            return None
+        user = User.objects.filter(email__iexact=email, email_confirmed=False).first()
+        if user is None or not user.check_password(self.data.get("password") or ""):
+            return None
+        return user
+
+
+class ReauthForm(forms.Form):
+    """Password and a current code, asked before the second factor itself is changed."""
+
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    current_code = forms.CharField(
+        label="Current code from your authenticator app (or a backup code)",
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "class": "code-input"}),
+    )
+
+    def clean_current_code(self) -> str:
+        code = "".join(self.cleaned_data["current_code"].split()).lower()
+        if not code.isalnum():
+            raise forms.ValidationError("Enter the code exactly as shown, letters and digits only.")
+        return code
 
 
 class CodeForm(forms.Form):

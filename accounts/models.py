@@ -10,11 +10,15 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 from asksage_admin.core.validators import validate_single_line_name
 
@@ -116,7 +120,7 @@ class UserManager(BaseUserManager.from_queryset(UserQuerySet)):  # type: ignore[
         return self.create_user(email, password, **extra)
 
 
-class User(AbstractBaseUser, PermissionsMixin):
+class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-missing]  # django-otp devices are untyped
     """A registered person. Console access comes from `role` within `enterprise`."""
 
     class Role(models.TextChoices):
@@ -141,6 +145,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="May sign in to the staff admin.")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Self-registered accounts start False and sign in only after the emailed link; accounts
+    # made by staff, seed data and every account older than this field count as confirmed.
+    email_confirmed = models.BooleanField(default=True)
+    # Part of the session hash: bumping it ends every session of the user ("sign out everywhere").
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
     # Bound per request by django_otp's OTPMiddleware: True once the second factor is proven.
@@ -193,6 +202,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
 
+    def get_session_auth_hash(self) -> str:
+        """Django checks this on every request: a new generation invalidates old sessions."""
+        return salted_hmac(
+            "accounts.User.get_session_auth_hash",
+            f"{self.password}:{self.session_generation}",
+            algorithm="sha256",
+        ).hexdigest()
+
     @property
     def is_banned(self) -> bool:
         return self.status == self.Status.BANNED
@@ -209,3 +226,65 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def can_edit_console(self) -> bool:
         return self.enterprise_id is not None and self.role == self.Role.ADMIN
+
+
+class BackupCodeHasher(PBKDF2PasswordHasher):
+    """Password-style PBKDF2 for backup codes, lighter than for passwords: a code carries 50
+    random bits (not a human choice) and verification may try each of a user's ten hashes."""
+
+    iterations = 60_000
+
+
+_BACKUP_HASHER = BackupCodeHasher()
+
+
+class BackupCodeDevice(TimestampMixin, ThrottlingMixin, Device):
+    """Single-use backup codes kept only as salted hashes (a django-otp device).
+
+    The plain codes exist once, in the response that shows them; a used code is deleted.
+    Failures are throttled like TOTP (exponential back-off on this row).
+    """
+
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_STATIC_THROTTLE_FACTOR", 1)
+
+    def set_codes(self, codes: list[str]) -> None:
+        self.codes.all().delete()
+        BackupCode.objects.bulk_create(
+            BackupCode(device=self, code_hash=hash_backup_code(code)) for code in codes
+        )
+
+    def verify_token(self, token: str) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        token = normalise_backup_code(token)
+        match = next(
+            (c for c in self.codes.all() if _BACKUP_HASHER.verify(token, c.code_hash)), None
+        )
+        if match is None:
+            self.throttle_increment()
+            return False
+        match.delete()
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+
+class BackupCode(models.Model):
+    """One unused backup code, as a PBKDF2 hash with its own salt."""
+
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=128)
+
+    def __str__(self) -> str:
+        return f"Backup code #{self.pk}"
+
+
+def normalise_backup_code(code: str) -> str:
+    return "".join(str(code).split()).lower()
+
+
+def hash_backup_code(code: str) -> str:
+    return _BACKUP_HASHER.encode(normalise_backup_code(code), _BACKUP_HASHER.salt())

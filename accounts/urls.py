@@ -7,6 +7,9 @@ from accounts import views
 account_patterns = (
     [
         path("register/", views.register, name="register"),
+        path("register/sent/", views.register_sent, name="register_sent"),
+        path("confirm/<uidb64>/<token>/", views.confirm_email, name="confirm_email"),
+        path("sign-out-everywhere/", views.sign_out_everywhere, name="sign_out_everywhere"),
         path("login/", views.login_view, name="login"),
         path("logout/", views.logout_view, name="logout"),
         path("password-reset/", views.PasswordReset.as_view(), name="password_reset"),

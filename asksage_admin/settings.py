@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "axes",
     "django_tables2",
     "django_filters",
     "csp",
@@ -135,9 +136,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "accounts.middleware.MFARequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionLimitsMiddleware",
+    "accounts.middleware.MFARequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a lockout flagged during sign-in into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "asksage_admin.urls"
@@ -160,7 +164,8 @@ TEMPLATES = [
 ]
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+# django-axes first: it refuses a locked (email, IP) pair before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.EmailBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
@@ -266,6 +271,41 @@ OTP_STATIC_THROTTLE_FACTOR = env_int("OTP_STATIC_THROTTLE_FACTOR", 1, minimum=1)
 # Staff may manage devices in /staff/ (remove a lost one) but never read a user's TOTP
 # secret, its QR code or backup codes: that would let them pass someone else's MFA.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Console sessions (admins, auditors, staff) end after this much inactivity, and this long
+# after sign-in whatever happens. Members keep SESSION_COOKIE_AGE.
+CONSOLE_SESSION_IDLE_SECONDS = env_int("CONSOLE_SESSION_IDLE_SECONDS", 30 * 60, minimum=60)
+CONSOLE_SESSION_MAX_SECONDS = env_int("CONSOLE_SESSION_MAX_SECONDS", 12 * 3600, minimum=60)
+# Actions that move tokens or access need a second-factor check this recent (step-up).
+STEP_UP_MAX_AGE_SECONDS = env_int("STEP_UP_MAX_AGE_SECONDS", 15 * 60, minimum=60)
+# How many reverse proxies in front of the app append to X-Forwarded-For. 0: the socket
+# address is the client, and a client-sent X-Forwarded-For is ignored (it can be forged).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Email confirmation links for new accounts expire after this many seconds.
+EMAIL_CONFIRMATION_TIMEOUT = env_int("EMAIL_CONFIRMATION_TIMEOUT", 3 * 24 * 3600, minimum=600)
+# Registering from an invitation link as the invited address needs no confirmation email:
+# the link was mailed to that address. Wired here so accounts does not import tokens.
+INVITATION_LOOKUP = "tokens.invitations.open_invitation"
+
+# django-axes: wrong passwords are counted per (email, client IP); the 6th locks that pair
+# for a cool-off that doubles with every further lockout of the pair within a day.
+AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 6, minimum=1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.lockout.username_for_lockout"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_RESET_ON_SUCCESS = True
+# Sign-ins and failures are in the activity log already: no second log table or log lines.
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True
+SIGN_IN_COOL_OFF_SECONDS = env_int("SIGN_IN_COOL_OFF_SECONDS", 5 * 60, minimum=1)
+
+if PRODUCTION:
+    # __Host- cookies: Secure, Path=/, no Domain, so a sibling subdomain cannot plant one.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 DJANGO_TABLES2_TEMPLATE = "includes/table.html"
 

@@ -14,6 +14,7 @@ from django_tables2 import RequestConfig
 
 from accounts.access import ConsoleRequest, console_view, get_enterprise_user
 from accounts.models import User
+from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.filters import filtered_rows
 from metrics.user_usage import users_with_usage
@@ -65,6 +66,7 @@ def _render_user(
 
 
 @console_view(write=True)
+@step_up_required
 def _save_user_allocation(request: ConsoleRequest, user_id: int) -> HttpResponse:
     user = get_enterprise_user(request, user_id)
     form = AllocationForm.for_user(user, request.POST)

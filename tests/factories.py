@@ -11,6 +11,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Enterprise, User
+from accounts.stepup import VERIFIED_AT_KEY
 
 PASSWORD = "Correct-Horse-Battery-9"
 _seq = itertools.count(1)
@@ -70,6 +71,7 @@ def verified_client(user: User) -> Client:
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[VERIFIED_AT_KEY] = time.time()  # the code was just entered: no step-up needed yet
     session.save()
     return client
 

@@ -19,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import ConsoleRequest, console_view, get_enterprise_user
+from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused, json_error, refusal_response
 from asksage_admin.core.fields import parse_token_count
 from tokens import invitations, membership, pool
@@ -83,6 +84,7 @@ def _read_changes(request: HttpRequest) -> list[AllocationChange]:
 
 @require_POST
 @console_view(write=True)
+@step_up_required
 def allocations_save(request: ConsoleRequest) -> JsonResponse:
     """Save one column's pending inline edits, all or nothing."""
     if request.content_type != "application/json":
@@ -113,6 +115,7 @@ def allocations_save(request: ConsoleRequest) -> JsonResponse:
 
 @require_http_methods(["GET", "POST"])
 @console_view(write=True)
+@step_up_required
 def user_add(request: ConsoleRequest) -> HttpResponse:
     form = AddUserForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -140,6 +143,7 @@ def user_add(request: ConsoleRequest) -> HttpResponse:
 
 @require_POST
 @console_view(write=True)
+@step_up_required
 def user_status(request: ConsoleRequest, user_id: int) -> HttpResponse:
     """Disable (Paid -> Banned) or activate (Banned -> Paid)."""
     user = get_enterprise_user(request, user_id)
@@ -159,6 +163,7 @@ def user_status(request: ConsoleRequest, user_id: int) -> HttpResponse:
 
 @require_POST
 @console_view(write=True)
+@step_up_required
 def user_role(request: ConsoleRequest, user_id: int) -> HttpResponse:
     user = get_enterprise_user(request, user_id)
     form = RoleForm(request.POST)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 
+from asksage_admin.core.client_ip import client_ip
+
 
 @dataclass(frozen=True)
 class RequestMeta:
@@ -36,10 +38,8 @@ class RequestContextMiddleware:
         # A proxy's X-Request-ID is kept when it looks like one, so logs can be joined up.
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a proxy rewrites it.
-        meta = RequestMeta(
-            ip_address=request.META.get("REMOTE_ADDR") or None, request_id=request_id
-        )
+        # X-Forwarded-For is client-controlled: only trusted proxy hops count (client_ip).
+        meta = RequestMeta(ip_address=client_ip(request), request_id=request_id)
         request.request_id = request_id  # type: ignore[attr-defined]  # not declared on HttpRequest
         token = _current.set(meta)
         try:

@@ -221,6 +221,10 @@
         );
       })
       .then(function (data) {
+        if (data.error && data.error.code === "step_up_required" && data.error.url) {
+          stepUp(data.error.url);
+          return;
+        }
         if (data.ok) {
           applySaved(column, data);
           setStatus(data.message, "ok");
@@ -273,9 +277,58 @@
     }
   });
 
+  // Step-up: the server wants a fresh MFA code first. Keep the pending edits (values as
+  // typed and as loaded) in this tab's sessionStorage, verify, and put them back on return.
+  var STASH = "allocations.pending";
+  var leavingForStepUp = false;
+
+  function stepUp(url) {
+    var rows = [];
+    Object.keys(pending).forEach(function (column) {
+      pending[column].forEach(function (edit, id) {
+        rows.push({ column: column, id: id, text: edit.text, original: loaded(edit.cell) });
+      });
+    });
+    try {
+      window.sessionStorage.setItem(STASH, JSON.stringify(rows));
+    } catch (e) {
+      // Storage unavailable: the edits are lost, but the verification still happens.
+    }
+    leavingForStepUp = true;
+    window.location.assign(url);
+  }
+
+  function restoreStash() {
+    var rows;
+    try {
+      rows = JSON.parse(window.sessionStorage.getItem(STASH) || "[]");
+      window.sessionStorage.removeItem(STASH);
+    } catch (e) {
+      return;
+    }
+    var restored = 0;
+    rows.forEach(function (row) {
+      var cell = root.querySelector(
+        'td.alloc[data-column="' + row.column + '"][data-user-id="' + row.id + '"]'
+      );
+      // Only onto the value it was made against: a row changed meanwhile is left alone.
+      if (cell && loaded(cell) === row.original) {
+        confirmEdit(cell, row.text);
+        showCell(cell);
+        restored += 1;
+      }
+    });
+    if (restored > 0) {
+      setStatus("Verified. Your edits are back: click Save Changes to save them.", "");
+    }
+    refresh();
+  }
+
+  restoreStash();
+
   // Leaving the page with unsaved edits asks first.
   window.addEventListener("beforeunload", function (event) {
-    if (pending.inference.size + pending.embedding.size > 0) {
+    if (!leavingForStepUp && pending.inference.size + pending.embedding.size > 0) {
       event.preventDefault();
       event.returnValue = "";
     }

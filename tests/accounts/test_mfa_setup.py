@@ -7,9 +7,10 @@ import re
 
 import pytest
 from django.conf import settings
-from django_otp.plugins.otp_static.models import StaticToken
+from django.core import mail
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import BackupCodeDevice
 from asksage_admin.core.models import ActivityLog
 from tests import factories
 
@@ -27,12 +28,21 @@ def _pending_device(user) -> TOTPDevice:
     return TOTPDevice.objects.get(user=user, confirmed=False)
 
 
-def _enrol(client, user) -> TOTPDevice:
+def _enrol(client, user, **extra) -> TOTPDevice:
     """Open the setup page and confirm it with the right code; the confirmed device."""
     client.get("/mfa/setup/")
     device = _pending_device(user)
-    client.post("/mfa/setup/", {"code": factories.totp_code(device)})
+    client.post("/mfa/setup/", {"code": factories.totp_code(device), **extra})
     return TOTPDevice.objects.get(pk=device.pk)
+
+
+def _reauth(user) -> dict:
+    """What replacing needs besides the new code: the password and the current app's code."""
+    current = TOTPDevice.objects.get(user=user, confirmed=True)
+    return {
+        "reauth-password": factories.PASSWORD,
+        "reauth-current_code": factories.totp_code(current),
+    }
 
 
 def test_setup_page_shows_inline_svg_qr_code(unverified_admin_client):
@@ -72,7 +82,7 @@ def test_wrong_code_confirms_no_device(unverified_admin_client, org_admin):
     assert response.status_code == 200
     assert "That code is not valid" in response.content.decode()
     assert not TOTPDevice.objects.filter(user=org_admin, confirmed=True).exists()
-    assert not StaticToken.objects.filter(device__user=org_admin).exists()
+    assert not BackupCodeDevice.objects.filter(user=org_admin).exists()
     assert not unverified_admin_client.session.get("otp_device_id")
 
 
@@ -136,17 +146,18 @@ def test_enrolment_shows_ten_backup_codes(unverified_admin_client, org_admin):
     _enrol(unverified_admin_client, org_admin)
     body = unverified_admin_client.get("/mfa/backup-codes/").content.decode()
     shown = re.findall(r"<li>([a-z2-7]{8})</li>", body)
-    stored = set(StaticToken.objects.filter(device__user=org_admin).values_list("token", flat=True))
-    assert len(shown) == 10
-    assert set(shown) == stored
+    assert len(set(shown)) == 10
+    device = BackupCodeDevice.objects.get(user=org_admin)
+    assert device.codes.count() == 10
+    assert all(device.verify_token(code) for code in shown)
 
 
 def test_backup_codes_are_shown_only_once(unverified_admin_client, org_admin):
     _enrol(unverified_admin_client, org_admin)
-    unverified_admin_client.get("/mfa/backup-codes/")
+    first = unverified_admin_client.get("/mfa/backup-codes/").content.decode()
     body = unverified_admin_client.get("/mfa/backup-codes/").content.decode()
     assert 'data-testid="backup-codes"' not in body
-    for token in StaticToken.objects.filter(device__user=org_admin).values_list("token", flat=True):
+    for token in re.findall(r"<li>([a-z2-7]{8})</li>", first):
         assert token not in body
     assert "<strong>10</strong> unused backup codes" in body
 
@@ -170,10 +181,48 @@ def test_posting_a_code_with_a_confirmed_device_unverified_cannot_replace_it(org
 
 def test_verified_admin_can_replace_the_authenticator(org_admin_client, org_admin):
     old = TOTPDevice.objects.get(user=org_admin)
-    new = _enrol(org_admin_client, org_admin)
+    new = _enrol(org_admin_client, org_admin, **_reauth(org_admin))
     assert list(TOTPDevice.objects.filter(user=org_admin)) == [new]
     assert new.pk != old.pk
     assert org_admin_client.get("/org/").status_code == 200
+
+
+def test_replacing_is_emailed_and_logged(org_admin_client, org_admin):
+    _enrol(org_admin_client, org_admin, **_reauth(org_admin))
+    assert [m.to for m in mail.outbox] == [[org_admin.email]]
+    assert "authenticator" in mail.outbox[0].subject.lower()
+    log = ActivityLog.objects.get(action="mfa_enrolled")
+    assert (log.actor, log.target) == (org_admin, "authenticator replaced")
+
+
+def test_replacing_without_the_password_is_refused(org_admin_client, org_admin):
+    old = TOTPDevice.objects.get(user=org_admin)
+    bad = {**_reauth(org_admin), "reauth-password": "Wrong-Password-123"}
+    pending = _enrol(org_admin_client, org_admin, **bad)
+    assert not pending.confirmed
+    assert TOTPDevice.objects.get(user=org_admin, confirmed=True) == old
+    assert not mail.outbox
+
+
+def test_replacing_without_a_current_code_is_refused(org_admin_client, org_admin):
+    old = TOTPDevice.objects.get(user=org_admin)
+    pending = _enrol(org_admin_client, org_admin)  # new code only: no password, no current code
+    assert not pending.confirmed
+    assert TOTPDevice.objects.get(user=org_admin, confirmed=True) == old
+    wrong_code = {**_reauth(org_admin), "reauth-current_code": "000000"}
+    assert not _enrol(org_admin_client, org_admin, **wrong_code).confirmed
+
+
+def test_mfa_step_rotates_the_session_key_and_the_csrf_token(unverified_admin_client, org_admin):
+    client = unverified_admin_client
+    client.get("/mfa/setup/")
+    key_before = client.session.session_key
+    csrf_before = client.cookies[settings.CSRF_COOKIE_NAME].value
+    device = _pending_device(org_admin)
+    response = client.post("/mfa/setup/", {"code": factories.totp_code(device)})
+    assert response.status_code == 302
+    assert client.session.session_key != key_before
+    assert response.cookies[settings.CSRF_COOKIE_NAME].value not in ("", csrf_before)
 
 
 def test_anonymous_setup_goes_to_login():

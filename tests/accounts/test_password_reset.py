@@ -133,3 +133,11 @@ def test_reset_signs_out_the_accounts_other_sessions(member, member_client):
     _request_reset(member.email)
     _set_new_password(Client(), _reset_link())
     assert member_client.get("/settings/").status_code == 302
+
+
+def test_reset_link_also_confirms_an_unconfirmed_address(member):
+    User.objects.filter(pk=member.pk).update(email_confirmed=False)
+    _request_reset(member.email)
+    _set_new_password(Client(), _reset_link())
+    member.refresh_from_db()
+    assert member.email_confirmed is True

@@ -26,6 +26,10 @@ def test_staff_cannot_open_a_devices_qr_code(view, staff_client, org_admin):
 def test_staff_cannot_read_backup_codes(staff_client, org_admin):
     factories.make_totp_device(org_admin)
     codes = services.regenerate_backup_codes(user=org_admin)
-    device = org_admin.staticdevice_set.get()
-    body = staff_client.get(f"/staff/otp_static/staticdevice/{device.pk}/change/").content.decode()
+    device = org_admin.backupcodedevice_set.get()
+    response = staff_client.get(f"/staff/accounts/backupcodedevice/{device.pk}/change/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "10 unused" in body
     assert not any(code in body for code in codes)
+    assert not any(h in body for h in device.codes.values_list("code_hash", flat=True))

@@ -8,6 +8,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
+from accounts.models import BackupCodeDevice
 from asksage_admin.core.models import ActivityLog
 from tests import factories
 
@@ -67,9 +68,11 @@ def test_superuser_cannot_open_a_devices_qr_code(view, operator_client, org_admi
 def test_superuser_sees_no_backup_codes(operator_client, org_admin):
     factories.make_totp_device(org_admin)
     codes = services.regenerate_backup_codes(user=org_admin)
-    device = org_admin.staticdevice_set.get()
-    body = operator_client.get(f"{STATIC}{device.pk}/change/").content.decode()
-    assert not any(code in body for code in codes)
+    device = BackupCodeDevice.objects.get(user=org_admin)
+    body = operator_client.get(f"/staff/accounts/backupcodedevice/{device.pk}/change/")
+    assert body.status_code == 200
+    assert not any(code in body.content.decode() for code in codes)
+    assert not any(c.code_hash in body.content.decode() for c in device.codes.all())
 
 
 def test_sales_staff_do_not_see_devices_at_all(sales_client, org_admin):

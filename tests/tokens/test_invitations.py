@@ -42,9 +42,12 @@ def _invite(client, email: str = "newbie@acme.test") -> str:
 
 
 def _register(email: str, client: Client | None = None) -> Client:
+    """Register, then open the confirmation link mailed to the address (which signs in)."""
     client = client or Client()
     data = {"email": email, "full_name": "", "password1": PASSWORD, "password2": PASSWORD}
     assert client.post("/accounts/register/", data).status_code == 302
+    confirm = re.search(r"http://testserver(/accounts/confirm/\S+)", mail.outbox[-1].body)[1]
+    assert client.get(confirm).status_code == 302
     return client
 
 
@@ -104,8 +107,23 @@ def test_registration_keeps_the_invitation_as_next(org_admin_client, room):
     page = Client().get(f"/accounts/register/?next={link}&email=newbie@acme.test")
     assert 'value="newbie@acme.test"' in page.content.decode()
     data = {"email": "newbie@acme.test", "password1": PASSWORD, "password2": PASSWORD}
-    response = Client().post(f"/accounts/register/?next={link}", {**data, "next": link})
+    client = Client()
+    response = client.post(f"/accounts/register/?next={link}", {**data, "next": link})
+    # The invitation link was mailed to this address: it is proven, no confirmation mail.
     assert response["Location"] == link
+    assert "_auth_user_id" in client.session
+
+
+def test_registering_from_an_invitation_as_another_address_needs_confirmation(
+    org_admin_client, room
+):
+    link = _invite(org_admin_client)
+    data = {"email": "other@acme.test", "password1": PASSWORD, "password2": PASSWORD}
+    client = Client()
+    response = client.post(f"/accounts/register/?next={link}", {**data, "next": link})
+    assert response["Location"] == "/accounts/register/sent/"
+    assert "_auth_user_id" not in client.session
+    assert User.objects.get(email="other@acme.test").email_confirmed is False
 
 
 def test_declining_spends_the_link_and_is_logged(org_admin_client, room):

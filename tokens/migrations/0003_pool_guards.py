@@ -185,7 +185,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("tokens", "0002_sales_group"),
-        ("accounts", "0002_single_line_names"),
+        ("accounts", "0004_single_line_names"),
         ("core", "0003_activity_chain"),
     ]
 

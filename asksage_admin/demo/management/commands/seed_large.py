@@ -138,12 +138,12 @@ class Command(BaseCommand):
                 """
                 INSERT INTO accounts_user (password, is_superuser, email, full_name, enterprise_id,
                     role, status, max_inference_tokens, max_embedding_tokens, is_staff, is_active,
-                    date_joined)
+                    date_joined, email_confirmed, session_generation)
                 SELECT '!', false, 'u' || n || '@' || %(domain)s, 'User ' || n, %(ent)s,
                        CASE WHEN n <= 2 THEN 'auditor' ELSE 'member' END,
                        CASE WHEN n %% 50 = 0 THEN 'banned' ELSE 'paid' END,
                        CASE WHEN n %% 50 = 0 THEN 0 ELSE 200000 + (n %% 7) * 50000 END,
-                       (n %% 5) * 1000000, false, true, now() - interval '800 days'
+                       (n %% 5) * 1000000, false, true, now() - interval '800 days', true, 0
                 FROM generate_series(1, %(count)s) AS n
                 """,
                 {"domain": domain, "ent": enterprise.pk, "count": users - 1},
