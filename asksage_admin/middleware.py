@@ -13,10 +13,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from accounts.views import healthz
+from asksage_admin.core.views import readyz
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
-HEALTH_PATHS = frozenset({"/healthz"})
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def trusted_forwarded_value(raw: str, hops: int) -> str | None:
@@ -66,13 +67,15 @@ class PermissionsPolicyMiddleware:
 
 
 class HealthCheckMiddleware:
-    """Answer /healthz here: a session cookie would otherwise make the session and auth
+    """Answer /healthz and /readyz here: a session cookie would otherwise make the session and auth
     middlewares query a database that is down, and the probe would see a 500, not a 503."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info in HEALTH_PATHS:
+        if request.path_info == "/healthz":
             return healthz(request)
+        if request.path_info == "/readyz":
+            return readyz(request)
         return self.get_response(request)

@@ -129,6 +129,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "asksage_admin.core.middleware.RequestContextMiddleware",
     "asksage_admin.core.middleware.DatabaseFaultMiddleware",
+    "asksage_admin.core.telemetry.RequestTelemetryMiddleware",
     # /api/ is served here, skipping everything below (sessions, auth, CSRF, OTP, MFA).
     "metrics.middleware.ApiDispatchMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -323,10 +324,32 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(
         f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
     )
+# LOG_FORMAT=json: one JSON object per line (request lines carry request id, user, enterprise,
+# status and duration as fields), for a log shipper; text for people at a terminal.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# /metrics (Prometheus): off unless enabled; then a scrape needs the bearer token or comes
+# from an allowed address. Under gunicorn set PROMETHEUS_MULTIPROC_DIR to an empty folder so
+# the figures of every worker are added up.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+if METRICS_ENABLED and not (METRICS_TOKEN or METRICS_ALLOWED_IPS):
+    raise ImproperlyConfigured("METRICS_ENABLED needs METRICS_TOKEN or METRICS_ALLOWED_IPS.")

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 
 from accounts import urls as accounts_urls
 from accounts import views as accounts_views
+from asksage_admin.core import views as core_views
 from metrics import urls as metrics_urls
 from tokens import urls as tokens_urls
 
@@ -28,6 +29,8 @@ urlpatterns = [
     path("staff/", admin.site.urls),
     path("api/v1/", include(metrics_urls.api_patterns)),
     path("healthz", accounts_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.prometheus_metrics, name="prometheus_metrics"),
 ]
 
 # Database faults raised outside a view (a middleware's query) answer 503, not 500.

@@ -34,6 +34,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from asksage_admin.core.ratelimit import limit_api_key
 from asksage_admin.core.retry import run_transaction
+from asksage_admin.core.telemetry import count_ingest, count_quota
 from metrics import ingest, keys, quota
 from metrics.models import IntegrationKey
 
@@ -141,6 +142,7 @@ def usage_events(request: HttpRequest, key: IntegrationKey, payload: dict) -> Ht
     for result in results:
         summary[result.status] += 1
         summary["overage"] += bool(result.overage)
+    count_ingest(summary)
     return JsonResponse({"results": [r.as_dict() for r in results], "summary": summary})
 
 
@@ -153,4 +155,5 @@ def quota_check(request: HttpRequest, key: IntegrationKey, payload: dict) -> Htt
         tokens=_field(payload, "tokens", int),
         integration=key,
     )
+    count_quota(decision.decision, decision.reason)
     return JsonResponse(decision.as_dict())

@@ -64,12 +64,12 @@ def test_verify_passes_on_an_intact_log_and_records_who_ran_it(org_admin):
 
 def test_dashboard_and_activity_page_show_the_last_verification(org_admin):
     client = factories.verified_client(org_admin)
-    assert "has not been verified yet" in client.get("/org/").content.decode()
+    assert "hash chain has not been verified yet" in client.get("/org/").content.decode()
     _write(2, org_admin)
     _verify("carol@auditors.example")
     for url in ("/org/", "/org/activity/"):
         page = client.get(url).content.decode()
-        assert "last verified" in page and "carol@auditors.example" in page, url
+        assert "hash chain verified" in page and "carol@auditors.example" in page, url
 
 
 def test_activity_csv_carries_the_chain_and_verifies_offline(org_admin, tmp_path):

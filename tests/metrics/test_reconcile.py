@@ -175,7 +175,7 @@ def test_demo_leaves_the_future_alone(demo):
 
 def test_dashboard_shows_when_reconcile_last_passed(org_admin_client):
     before = org_admin_client.get("/org/").content.decode()
-    assert "have not been reconciled yet" in before
+    assert "have not been verified yet" in before
     call_command("reconcile_usage", stdout=StringIO())
     after = org_admin_client.get("/org/").content.decode()
-    assert "last reconciled with the ledger" in after
+    assert "Usage figures verified" in after
