@@ -13,7 +13,7 @@ from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import rotate_token
 from django.shortcuts import redirect, render
@@ -36,6 +36,7 @@ from accounts import services, stepup
 from accounts.access import SignedInRequest, console_enterprise
 from accounts.forms import CodeForm, ReauthForm, RegistrationForm, SignInForm, VerifyCodeForm
 from accounts.models import BackupCodeDevice, User
+from asksage_admin.core.health import database_error
 
 EMAIL_BACKEND = "accounts.backends.EmailBackend"
 # Set by a confirmed enrolment: the next GET of the backup-codes page issues and shows codes
@@ -349,10 +350,7 @@ def settings_page(request: SignedInRequest) -> HttpResponse:
 @never_cache  # a proxy must never answer "healthy" from cache while the database is down
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as exc:  # any database failure means "not healthy"
-        return JsonResponse({"status": "error", "database": type(exc).__name__}, status=503)
+    error = database_error()  # on a fresh connection, not this request's kept-open one
+    if error is not None:
+        return JsonResponse({"status": "error", "database": error}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})

@@ -55,11 +55,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def env_database(name: str, default: str) -> dj_database_url.DBConfig:
     raw = os.environ.get(name) or default
     try:
-        config = dj_database_url.parse(raw, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+        config = dj_database_url.parse(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
     if config["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
         raise ImproperlyConfigured(f"{name} must point at PostgreSQL or SQLite, got {raw!r}")
+    # PostgreSQL keeps connections open between requests (a new one costs a few ms each);
+    # the health check drops one the server closed (restart, pg_terminate_backend) before
+    # a request uses it, so a dead connection never reaches a view.
+    postgres = config["ENGINE"] == "django.db.backends.postgresql"
+    config["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60 if postgres else 0)
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
@@ -122,6 +128,7 @@ MIDDLEWARE = [
     "asksage_admin.middleware.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "asksage_admin.core.middleware.RequestContextMiddleware",
+    "asksage_admin.core.middleware.DatabaseFaultMiddleware",
     "asksage_admin.core.telemetry.RequestTelemetryMiddleware",
     # /api/ is served here, skipping everything below (sessions, auth, CSRF, OTP, MFA).
     "metrics.middleware.ApiDispatchMiddleware",

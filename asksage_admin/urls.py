@@ -32,3 +32,6 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("metrics", core_views.prometheus_metrics, name="prometheus_metrics"),
 ]
+
+# Database faults raised outside a view (a middleware's query) answer 503, not 500.
+handler500 = "asksage_admin.core.views.server_error"

@@ -9,6 +9,8 @@ missing). Prints one table per section:
   ingest  – events/s through gunicorn (gunicorn.conf.py, PRODUCTION=true, PostgreSQL over TCP
             with a password) for single events, 1,000-event batches and quota checks, against
             pgbench running the same statements in the same run: ratio, p50/p99, errors
+  chaos   – not a benchmark: ingest and allocation saves while app connections are killed;
+            checks nothing acknowledged was lost or doubled (bench/chaos.py). Run it alone.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def main() -> int:
         help="Source tree gunicorn serves for pages/exports (e.g. a worktree of an older commit).",
     )
     parser.add_argument("--port", type=int, default=0, help="gunicorn port (0: a free one).")
+    parser.add_argument("--kill-every", type=float, default=0.5, help="chaos: seconds per kill.")
     args = parser.parse_args()
 
     import django
@@ -55,6 +58,12 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+
+    if args.sections == ["chaos"]:
+        from bench.chaos import run_chaos
+
+        ok = run_chaos(seconds=args.seconds, clients=args.clients, kill_every=args.kill_every)
+        return 0 if ok else 1
 
     from bench import ingest, pages, scale
 

@@ -33,6 +33,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from asksage_admin.core.ratelimit import limit_api_key
+from asksage_admin.core.retry import run_transaction
 from asksage_admin.core.telemetry import count_ingest, count_quota
 from metrics import ingest, keys, quota
 from metrics.models import IntegrationKey
@@ -134,7 +135,9 @@ def _encodable(text: str) -> bool:
 def usage_events(request: HttpRequest, key: IntegrationKey, payload: dict) -> HttpResponse:
     """POST /api/v1/usage/events: {"events": [...]} -> one result per event."""
     events = _field(payload, "events", list)
-    results = ingest.record_usage_batch(integration=key, events=events)
+    results = run_transaction(
+        lambda: ingest.record_usage_batch(integration=key, events=events), atomic=False
+    )
     summary = {"recorded": 0, "duplicate": 0, "rejected": 0, "overage": 0}
     for result in results:
         summary[result.status] += 1

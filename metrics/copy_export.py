@@ -27,7 +27,8 @@ from django.db import connection, models
 from django.db.models import QuerySet
 
 # Column formats a view can ask for, where the table's value_<column>() formats in Python.
-LOCAL_ISO_SECONDS = "local_iso_seconds"  # ActivityLogTable.value_created_at
+LOCAL_ISO_SECONDS = "local_iso_seconds"  # isoformat(timespec="seconds") in the zone
+LOCAL_ISO_MICROSECONDS = "local_iso_us"  # ActivityLogTable.value_created_at (hashed time)
 UTC_DATE = "utc_date"  # UserExportTable.value_date_joined
 RAW = "raw"  # a value_<column>() that returns the value unchanged (ActivityLogTable.action)
 JSON = "json"  # ActivityLogTable.value_old_value / value_new_value
@@ -51,12 +52,14 @@ def _text(expr: str) -> str:
     return _NEUTRALISE.format(x=f"NULLIF(({expr})::text, '')")
 
 
-def _local_iso(expr: str, tz: str) -> tuple[str, list[Any]]:
-    """isoformat(timespec="seconds") of a timestamptz in `tz`: 2025-01-31T23:59:59+01:00."""
+def _local_iso(expr: str, tz: str, *, microseconds: bool = False) -> tuple[str, list[Any]]:
+    """isoformat() of a timestamptz in `tz`: 2025-01-31T23:59:59+01:00, or with
+    timespec="microseconds" 2025-01-31T23:59:59.000250+01:00."""
     local = f"({expr} AT TIME ZONE {_literal(tz)})"
     offset = f"extract(epoch FROM {local} - ({expr} AT TIME ZONE 'UTC'))::int"
+    pattern = 'YYYY-MM-DD"T"HH24:MI:SS' + (".US" if microseconds else "")
     sql = (
-        f"to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f"to_char({local}, '{pattern}')"
         f" || CASE WHEN {offset} < 0 THEN '-' ELSE '+' END"
         f" || to_char(make_interval(secs => abs({offset})), 'HH24:MI')"
         f" || CASE WHEN abs({offset}) %% 60 = 0 THEN ''"
@@ -70,14 +73,16 @@ def _column_sql(
 ) -> tuple[str, list[Any]] | None:
     if fmt == LOCAL_ISO_SECONDS:
         return _local_iso(expr, tz)
+    if fmt == LOCAL_ISO_MICROSECONDS:
+        return _local_iso(expr, tz, microseconds=True)
     if fmt == UTC_DATE:
         return f"to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD')", []
     if fmt == JSON:
         return _text(f"metrics_py_json({expr})"), []
     if fmt not in (None, RAW):
         return None
-    if isinstance(field, models.IntegerField):
-        return expr, []  # ids, allocations and the integer usage annotations
+    if isinstance(field, models.IntegerField | models.ForeignKey):
+        return expr, []  # ids (own and foreign keys), allocations, integer usage annotations
     if isinstance(field, models.GenericIPAddressField):
         return _text(f"host({expr})"), []  # inet::text would add the /32 mask
     if not isinstance(field, models.CharField | models.TextField):
@@ -101,7 +106,9 @@ def copy_sql(
     formats = formats or {}
     columns = [c for c in table.columns.iterall() if not c.column.exclude_from_export]
     names = [str(c.accessor) for c in columns]
-    model_fields = {f.name: f for f in queryset.model._meta.concrete_fields}
+    concrete = queryset.model._meta.concrete_fields
+    # By name and by column attribute: "enterprise_id" is the foreign key's own value.
+    model_fields = {f.name: f for f in concrete} | {f.attname: f for f in concrete}
     selects, params = [], []
     for i, name in enumerate(names):
         if hasattr(table, f"value_{name}") and name not in formats:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_resolver
 
+from asksage_admin.core.middleware import fault_response
+
 API_PREFIX = "/api/"
 API_URLCONF = "metrics.api_urls"
 
@@ -31,4 +33,12 @@ class ApiDispatchMiddleware:
         except Resolver404:
             return self.get_response(request)
         request.resolver_match = match
-        return match.func(request, *match.args, **match.kwargs)
+        try:
+            return match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:
+            # Served outside the view middleware chain, so database faults are answered
+            # here as everywhere else: 503 + Retry-After (or the guard's refusal), not 500.
+            response = fault_response(request, exc)
+            if response is None:
+                raise
+            return response

@@ -168,6 +168,11 @@ class ActivityLogTable(BaseTable):
     request_id = tables.Column("Request ID", visible=False)
     old_value = tables.Column("Old value", visible=False)
     new_value = tables.Column("New value", visible=False)
+    # The hash chain, for auditors (README: "Verifying an activity export offline").
+    enterprise_id = tables.Column("Enterprise ID", visible=False)
+    seq = tables.Column("Seq", visible=False)
+    prev_hash = tables.Column("Previous hash", visible=False)
+    hash = tables.Column("Hash", visible=False)
 
     class Meta(BaseTable.Meta):
         orderable = False
@@ -181,7 +186,8 @@ class ActivityLogTable(BaseTable):
         return f"{timezone.localtime(value, self.time_zone):%Y-%m-%d %H:%M:%S}"
 
     def value_created_at(self, value: datetime) -> str:
-        return timezone.localtime(value, self.time_zone).isoformat(timespec="seconds")
+        # Microseconds kept: the hashed record holds the exact time (in UTC).
+        return timezone.localtime(value, self.time_zone).isoformat(timespec="microseconds")
 
     def render_action(self, record: ActivityLog) -> str:
         return format_html(

@@ -12,7 +12,7 @@ from django_tables2 import RequestConfig
 from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
 from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
-from asksage_admin.core.models import ActivityLog
+from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.tables import BaseTable
 from metrics import charts, copy_export, exports, queries
 from metrics.filters import ActivityLogFilterSet
@@ -35,7 +35,7 @@ ACTIVITY_PER_PAGE = 50
 TOP_USERS = 10
 # SQL twins of ActivityLogTable's value_<column>() for the COPY export (metrics/copy_export.py).
 ACTIVITY_CSV = {
-    "created_at": copy_export.LOCAL_ISO_SECONDS,
+    "created_at": copy_export.LOCAL_ISO_MICROSECONDS,
     "action": copy_export.RAW,
     "old_value": copy_export.JSON,
     "new_value": copy_export.JSON,
@@ -50,6 +50,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "enterprise": enterprise,
         "people": people_summary(enterprise),
         "last_reconcile": ReconcileRun.objects.last_passed(),
+        "last_chain_check": ChainVerification.objects.latest_run(),
     }
     ctx["usage"] = queries.dashboard_usage(enterprise)
     ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
@@ -136,7 +137,12 @@ def activity(request: ConsoleRequest) -> HttpResponse:
     table = ActivityLogTable(filtered_rows(filterset), time_zone=request.enterprise.tzinfo)
     paginate = {"per_page": ACTIVITY_PER_PAGE, "paginator_class": NearEndPaginator}
     RequestConfig(request, paginate=paginate).configure(table)
-    ctx = {"filter": filterset, "table": table, "query": request.GET.urlencode()}
+    ctx = {
+        "filter": filterset,
+        "table": table,
+        "query": request.GET.urlencode(),
+        "last_chain_check": ChainVerification.objects.latest_run(),
+    }
     return render(request, "metrics/activity.html", ctx)
 
 

@@ -1,9 +1,10 @@
 """The pool: purchases in, allocations out, and the rules that keep one within the other.
 
-Every write runs in one transaction and takes the enterprise row lock first
-(`Enterprise.objects.lock`), the same lock membership and provisioning take, so the checks
-see a pool no concurrent transaction is changing. Amounts arrive as ints (forms and the
-JSON endpoint parse them); a refusal raises `Refused` and changes nothing.
+Every write runs in one transaction (retried on a deadlock, see core.retry) and takes the
+enterprise row lock first (`Enterprise.objects.lock`), the same lock membership and
+provisioning take, so the checks see a pool no concurrent transaction is changing. Amounts
+arrive as ints (forms and the JSON endpoint parse them); a refusal raises `Refused` and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from accounts.models import Enterprise, User
 from asksage_admin.core.audit import Action, log_activities, log_activity
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.fields import MAX_TOKENS
+from asksage_admin.core.retry import retrying
 from tokens.models import TokenPurchase
 from tokens.queries import assigned_totals
 
@@ -89,7 +90,7 @@ def check_purchase(enterprise: Enterprise, inference: int, training: int) -> Non
         raise Refused(" ".join(rows.values()), code="over_pool", rows=rows)
 
 
-@transaction.atomic
+@retrying
 def record_purchase(
     *,
     actor: User,
@@ -232,7 +233,7 @@ def _check_changes(
             )
 
 
-@transaction.atomic
+@retrying
 def set_allocations(
     *, actor: User, enterprise: Enterprise, changes: Sequence[AllocationChange]
 ) -> list[AppliedChange]:

@@ -1,10 +1,15 @@
-"""The one way to write the activity log; every layer calls it inside its own transaction."""
+"""The one way to write the activity log; every layer calls it inside its own transaction.
+
+Every row is chained as it is inserted (ActivityLog.save / bulk_create, see
+asksage_admin.core.chain): the writer locks the one chain-head row, gives its rows the next
+sequence numbers and hashes, and moves the head, all inside the caller's transaction.
+The lock is held until that transaction ends, so services write their log rows last,
+after their own checks and writes, to keep it short.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from django.db import transaction
 
 from asksage_admin.core.middleware import current_request_meta
 from asksage_admin.core.models import ActivityLog
@@ -33,18 +38,19 @@ def log_activity(
     meta = current_request_meta()
     if enterprise is None and actor is not None and actor.enterprise_id is not None:
         enterprise = actor.enterprise
-    with transaction.atomic():
-        return ActivityLog.objects.create(
-            actor=actor if actor is not None and actor.pk else None,
-            actor_email=(actor.email if actor is not None else actor_email)[:254],
-            enterprise=enterprise,
-            action=action,
-            target=str(target)[:254],
-            old_value=old,
-            new_value=new,
-            ip_address=meta.ip_address if meta else None,
-            request_id=meta.request_id if meta else "",
-        )
+    row = ActivityLog(
+        actor=actor if actor is not None and actor.pk else None,
+        actor_email=(actor.email if actor is not None else actor_email)[:254],
+        enterprise=enterprise,
+        action=action,
+        target=str(target)[:254],
+        old_value=old,
+        new_value=new,
+        ip_address=meta.ip_address if meta else None,
+        request_id=meta.request_id if meta else "",
+    )
+    row.save(force_insert=True)
+    return row
 
 
 def log_activities(entries: list[dict[str, Any]]) -> list[ActivityLog]:

@@ -56,3 +56,31 @@ def json_error(
 
 def refusal_response(exc: Refused) -> JsonResponse:
     return json_error(exc.status, exc.code, exc.message, rows=exc.rows)
+
+
+# Constraint names the PostgreSQL guards raise with (asksage_admin.core.pg) -> refusal code.
+_GUARD_CODES = {
+    "pool_within_purchase": "over_pool",
+    "paid_user_minimum": "minimum",
+    "append_only": "state",
+}
+
+
+def guard_refusal(exc: BaseException) -> Refused | None:
+    """The Refused a database guard's error stands for, or None for any other error.
+
+    The triggers raise with the services' own wording, so the person sees the same clear
+    message whichever layer said no; DETAIL names the row (`user:<id>`) or form field.
+    """
+    diag = getattr(exc.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if diag is None or name not in _GUARD_CODES:
+        return None
+    message = diag.message_primary or "The change was refused."
+    detail = diag.message_detail or ""
+    rows: dict[Any, str] = {}
+    if detail.startswith("user:") and detail[5:].isdigit():
+        rows[int(detail[5:])] = message
+    elif detail in ("inference_tokens", "training_tokens"):
+        rows[detail] = message
+    return Refused(message, code=_GUARD_CODES[name], rows=rows)

@@ -48,3 +48,74 @@ class RequestContextMiddleware:
             _current.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+class DatabaseFaultMiddleware:
+    """Database faults a view could not handle become clear answers, never a 500.
+
+    - `DatabaseBusy`, a deadlock/serialization failure or a lost connection: 503 with
+      Retry-After; nothing was written (the transaction rolled back).
+    - A PostgreSQL guard's refusal (pool over-assigned, Paid user under the minimum,
+      append-only table): the service's own message, 409/422.
+    JSON for the API and JSON requests; a small page (that needs no database) otherwise.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        return fault_response(request, exc)
+
+
+def fault_response(request: HttpRequest, exc: BaseException) -> HttpResponse | None:
+    """The clear answer to a database fault, or None when `exc` is not one."""
+    from django.db import Error, IntegrityError
+
+    from asksage_admin.core.errors import guard_refusal, json_error, refusal_response
+    from asksage_admin.core.retry import DatabaseBusy, busy_from
+
+    if isinstance(exc, IntegrityError) and (refusal := guard_refusal(exc)) is not None:
+        if _wants_json(request):
+            return refusal_response(refusal)
+        return _page(request, refusal.status, "Nothing was saved", refusal.message, "")
+    if isinstance(exc, Error) and not isinstance(exc, IntegrityError):
+        exc = busy_from(exc) or exc
+    if not isinstance(exc, DatabaseBusy):
+        return None
+    response: HttpResponse
+    if _wants_json(request):
+        response = json_error(
+            503, "unavailable", f"{exc.reason} Nothing was saved; try again shortly."
+        )
+    else:
+        response = _page(
+            request,
+            503,
+            "Please try again",
+            f"{exc.reason} Nothing was saved.",
+            "Wait a moment and send it again; your change was not applied.",
+        )
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return (
+        request.path.startswith("/api/")
+        or request.content_type == "application/json"
+        or "application/json" in request.headers.get("Accept", "")
+    )
+
+
+def _page(request: HttpRequest, status: int, title: str, message: str, advice: str) -> HttpResponse:
+    from django.template.loader import render_to_string
+
+    back = request.META.get("HTTP_REFERER") or request.path
+    html = render_to_string(
+        "db_fault.html",
+        {"title": title, "message": message, "advice": advice, "back": back},
+    )
+    return HttpResponse(html, status=status)

@@ -7,11 +7,14 @@ models by string so this module imports no app above it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
+
+from asksage_admin.core.chain import GENESIS, RECORD_FIELDS, canonical_record, chain_hash
 
 if TYPE_CHECKING:
     from accounts.models import Enterprise
@@ -49,6 +52,15 @@ class AppendOnlyQuerySet(models.QuerySet):
 class ActivityLogQuerySet(AppendOnlyQuerySet):
     def for_enterprise(self, enterprise: Enterprise) -> ActivityLogQuerySet:
         return self.filter(enterprise=enterprise)
+
+    def bulk_create(
+        self, objs: Iterable[ActivityLog], *args: Any, **kwargs: Any
+    ) -> list[ActivityLog]:
+        """Chained like save(): every way into the table goes through the chain head."""
+        objs = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            chain_rows(objs)
+            return super().bulk_create(objs, *args, **kwargs)
 
 
 class ActivityLog(AppendOnlyModel):
@@ -108,6 +120,12 @@ class ActivityLog(AppendOnlyModel):
     new_value = models.JSONField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # The hash chain (asksage_admin.core.chain): position, the previous row's hash, and
+    # SHA-256(prev_hash + canonical JSON of this row). prev_hash is stored so any single row
+    # of a filtered CSV export can be checked offline.
+    seq = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
 
     objects = ActivityLogQuerySet.as_manager()
 
@@ -126,6 +144,87 @@ class ActivityLog(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            super().save(*args, **kwargs)  # refused by AppendOnlyModel
+            return
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            chain_rows([self])
+            super().save(*args, **kwargs)
+
+
+class ActivityChainHead(models.Model):
+    """The one row that says where the activity-log chain ends.
+
+    Writers lock it (SELECT ... FOR UPDATE) inside their transaction, so two transactions
+    can never both extend the chain from the same row; verification compares the last
+    row with it, so removing rows at the end of the log is caught too.
+    """
+
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"chain head #{self.seq}"
+
+
+class ChainVerificationQuerySet(models.QuerySet):
+    def latest_run(self) -> ChainVerification | None:
+        return self.order_by("-started_at", "-id").first()
+
+
+class ChainVerification(models.Model):
+    """The outcome of one `verify_activity_log`; the Dashboard and Activity Logs show the last."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    rows_checked = models.BigIntegerField(default=0)
+    verified_by = models.CharField(max_length=254, blank=True)
+    problem = models.TextField(blank=True)
+
+    objects = ChainVerificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"chain check {self.started_at:%Y-%m-%d %H:%M} ok={self.ok}"
+
+
+def _locked_head() -> ActivityChainHead:
+    """The chain head, locked until the caller's transaction ends (created when missing)."""
+    head = ActivityChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        last = ActivityLog.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, hash_ = last or (0, GENESIS)
+        ActivityChainHead.objects.bulk_create(
+            [ActivityChainHead(pk=1, seq=seq, hash=hash_)], ignore_conflicts=True
+        )
+        head = ActivityChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def chain_rows(rows: list[ActivityLog]) -> None:
+    """Give new `rows` the next sequence numbers and hashes, and move the head past them.
+
+    Call inside a transaction: the head stays locked until it ends, so no other writer
+    can chain from the same row (the chain cannot fork).
+    """
+    head = _locked_head()
+    seq, prev = head.seq, head.hash
+    ip_field = ActivityLog._meta.get_field("ip_address")
+    for row in rows:
+        seq += 1
+        if row.ip_address:
+            # As the database will give it back (IPv6 normalised), so the hash matches.
+            row.ip_address = ip_field.get_prep_value(row.ip_address)
+        row.seq, row.prev_hash = seq, prev
+        values = {name: getattr(row, name) for name in RECORD_FIELDS}
+        row.hash = prev = chain_hash(prev, canonical_record(values))
+    head.seq, head.hash = seq, prev
+    head.save(update_fields=["seq", "hash"])
 
 
 class RateBucket(models.Model):

@@ -1,15 +1,19 @@
-"""/metrics for Prometheus: off unless enabled, and then only for a token or an allowed IP."""
+"""/metrics for Prometheus (off unless enabled, then only for a token or an allowed IP),
+/readyz, and the site's 500 handler (database faults outside a view still get a 503)."""
 
 from __future__ import annotations
 
 import hmac
+import sys
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from asksage_admin.core.client_ip import client_ip
+from asksage_admin.core.middleware import fault_response
 from asksage_admin.core.telemetry import exposition
 
 
@@ -67,3 +71,12 @@ def readyz(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"status": "migrating", "pending_migrations": pending}, status=503)
     _migrated = True
     return JsonResponse({"status": "ok", "database": "ok", "migrations": "applied"})
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A lost connection or deadlock in a middleware (session, sign-in state) is not a bug
+    in the page: answer 503 + Retry-After like the views do. Anything else is a real 500."""
+    exc = sys.exc_info()[1]
+    if exc is not None and (response := fault_response(request, exc)) is not None:
+        return response
+    return defaults.server_error(request)

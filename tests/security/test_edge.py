@@ -34,7 +34,12 @@ def _database_down(*args, **kwargs):
 def test_healthz_is_503_not_500_for_a_signed_in_browser_when_the_database_is_down(member):
     client = factories.signed_in_client(member)  # carries a session cookie
     # The connection is shared: the session and auth middlewares would fail on it too.
-    with mock.patch("django.db.connection.cursor", side_effect=_database_down):
+    # The probe opens its own connection (asksage_admin.core.health): it fails too.
+    probe = mock.Mock(**{"cursor.side_effect": _database_down})
+    with (
+        mock.patch("django.db.connection.cursor", side_effect=_database_down),
+        mock.patch("asksage_admin.core.health.fresh_connection", return_value=probe),
+    ):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "error"

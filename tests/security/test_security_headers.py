@@ -64,7 +64,8 @@ def test_a_server_error_carries_the_security_headers(org_admin):
 
 
 def test_the_health_check_carries_the_security_headers_when_the_database_is_down():
-    with mock.patch("accounts.views.connection.cursor", side_effect=RuntimeError("down")):
+    probe = mock.Mock(**{"cursor.side_effect": RuntimeError("down")})
+    with mock.patch("asksage_admin.core.health.fresh_connection", return_value=probe):
         response = Client().get("/healthz", secure=True)
     assert response.status_code == 503
     assert_hardened(response)

@@ -60,6 +60,6 @@ def drop(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("metrics", "0002_integration")]
+    dependencies = [("metrics", "0003_usage_ledger_append_only")]
 
     operations = [migrations.RunPython(create, drop)]
