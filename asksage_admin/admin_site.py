@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 
 from accounts import services
+from accounts.stepup import step_up_required
 
 
 class StaffAdminSite(admin.AdminSite):
@@ -25,6 +26,10 @@ class StaffAdminSite(admin.AdminSite):
 
     def admin_view(self, view: Any, cacheable: bool = False) -> Any:
         inner = super().admin_view(view, cacheable)
+        if getattr(view, "__name__", "") != "logout":
+            # Every staff write moves money or access (enterprises, activation, purchases,
+            # integration keys, accounts): like the console's, it needs a recent code.
+            inner = step_up_required(inner)
 
         @wraps(view)
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.models import User
 from asksage_admin.core.admin import ReadOnlyAdmin
+from asksage_admin.core.admin_forms import ServiceAdminMixin, ServiceForm
+from asksage_admin.core.errors import Refused
 from metrics import keys
 from metrics.models import (
     Integration,
@@ -40,13 +43,45 @@ class KeyStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _adopt(obj: Any, saved: Any) -> None:
-    """The admin goes on to log and redirect with `obj`: make it the row the service saved."""
-    obj.__dict__.update({f.attname: getattr(saved, f.attname) for f in saved._meta.concrete_fields})
-    obj._state.adding, obj._state.db = False, saved._state.db
+class IntegrationForm(ServiceForm):
+    """Creating an integration issues its first key: one service call, shown once."""
+
+    class Meta:
+        model = Integration
+        fields = ["name"]
+
+    def apply(self) -> Integration:
+        if self.instance.pk:  # nothing is editable once created
+            return self.instance
+        try:
+            self.issued = keys.create_integration_key(
+                actor=self.actor, name=self.cleaned_data["name"]
+            )
+        except ValidationError as exc:
+            message = " ".join(exc.messages)
+            raise Refused(message, rows={"name": message}) from None
+        return self.issued[0].integration
 
 
-def _show_once(request: HttpRequest, key: IntegrationKey, plaintext: str) -> None:
+class IntegrationKeyForm(ServiceForm):
+    """A new key for an existing integration (rotation); its other keys stay live."""
+
+    class Meta:
+        model = IntegrationKey
+        fields = ["integration"]
+
+    def apply(self) -> IntegrationKey:
+        if self.instance.pk:  # a key is immutable once issued
+            return self.instance
+        self.issued = keys.issue_key(actor=self.actor, integration=self.cleaned_data["integration"])
+        return self.issued[0]
+
+
+def _show_once(request: HttpRequest, form: Any) -> None:
+    issued = getattr(form, "issued", None)
+    if issued is None:
+        return
+    key, plaintext = issued
     messages.warning(
         request,
         f"Copy the new key for {key.name!r} now — it is not shown again: {plaintext}",
@@ -70,7 +105,8 @@ class KeyInline(admin.TabularInline):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = IntegrationForm
     list_display = ("name", "live_keys", "created_at", "created_by")
     search_fields = ("name",)
     inlines = [KeyInline]
@@ -98,26 +134,24 @@ class IntegrationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # usage events point at their integration
 
-    def save_model(self, request: HttpRequest, obj: Integration, form: Any, change: bool) -> None:
-        if change:
-            return
-        # The form already refused a taken name (the model's unique constraint).
-        key, plaintext = keys.create_integration_key(
-            actor=cast(User, request.user),  # the staff admin serves signed-in staff only
-            name=form.cleaned_data["name"],
-        )
-        _adopt(obj, key.integration)
-        _show_once(request, key, plaintext)
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        saved = super().save_form(request, form, change)
+        _show_once(request, form)
+        return saved
 
     @admin.action(description="Issue a new key (rotation)", permissions=["change"])
     def issue_keys(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
         for integration in queryset:
             key, plaintext = keys.issue_key(actor=cast(User, request.user), integration=integration)
-            _show_once(request, key, plaintext)
+            messages.warning(
+                request,
+                f"Copy the new key for {key.name!r} now — it is not shown again: {plaintext}",
+            )
 
 
 @admin.register(IntegrationKey)
-class IntegrationKeyAdmin(admin.ModelAdmin):
+class IntegrationKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = IntegrationKeyForm
     list_display = ("integration", "prefix", "status", "created_at", "created_by", "last_used_at")
     list_filter = (KeyStatusFilter,)
     list_select_related = ("integration", "created_by")
@@ -140,16 +174,10 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revocation is the way out; the log names the key
 
-    def save_model(
-        self, request: HttpRequest, obj: IntegrationKey, form: Any, change: bool
-    ) -> None:
-        if change:
-            return
-        key, plaintext = keys.issue_key(
-            actor=cast(User, request.user), integration=form.cleaned_data["integration"]
-        )
-        _adopt(obj, key)
-        _show_once(request, key, plaintext)
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        saved = super().save_form(request, form, change)
+        _show_once(request, form)
+        return saved
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[IntegrationKey]) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from metrics.models import Integration
 from tests import factories
 from tests.tokens.helpers import MIN, buy, logs, people, reload
 from tokens.models import TokenPurchase
@@ -360,3 +364,40 @@ def test_attaching_as_auditor_while_editing_admins_keeps_the_auditor(sales_clien
     data = _change_form(sales_client, pending, admins=boss.email, **attach)
     assert sales_client.post(url, data).status_code == 302
     assert (reload(boss).role, reload(newcomer).role) == ("admin", "auditor")
+
+
+def _later(minutes: int):
+    """The clock `minutes` after the (just verified) sign-in of the staff client."""
+    return mock.patch(
+        "django.utils.timezone.now", return_value=timezone.now() + timedelta(minutes=minutes)
+    )
+
+
+def test_activation_sixteen_minutes_after_mfa_asks_for_a_code_first(sales_client, pending):
+    buy(pending, 2_000_000)
+    members = people(pending, 4, inference=0)
+    User.objects.filter(pk=members[0].pk).update(role="admin")
+    data = {"action": "activate", "_selected_action": [pending.pk]}
+    with _later(16):
+        response = sales_client.post(ENTERPRISES, data)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/mfa/verify/") and "step_up=1" in response["Location"]
+    assert Enterprise.objects.get(pk=pending.pk).status == Enterprise.Status.PENDING
+    with _later(5):  # within the window: the same POST goes through
+        activated = sales_client.post(ENTERPRISES, data, follow=True)
+    assert "Initech activated." in _messages(activated)
+
+
+def test_creating_an_integration_key_needs_a_recent_code(db):
+    operator = factories.make_user("ops@asksage.test", is_staff=True, is_superuser=True)
+    client = factories.verified_client(operator)
+    with _later(16):
+        response = client.post("/staff/metrics/integration/add/", {"name": "Chat service"})
+    assert response["Location"].startswith("/mfa/verify/")
+    assert not Integration.objects.exists()
+
+
+def test_staff_sign_out_needs_no_fresh_code(staff_client):
+    with _later(16):
+        response = staff_client.post("/staff/logout/")
+    assert not response.get("Location", "").startswith("/mfa/verify/")
