@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
 from django.conf import settings
@@ -29,128 +29,15 @@ from metrics.models import (
     UsageKind,
     UsageTotal,
 )
-from metrics.quota import MAX_EVENT_TOKENS, UsageRequestError, usage_month
-
-# Integrations' clocks may run a little ahead; anything further out is a bug, not usage.
-MAX_CLOCK_SKEW = timedelta(minutes=15)
-EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_EVENT_ID_LENGTH = cast(int, UsageEvent._meta.get_field("event_id").max_length)
-MAX_MODEL_LENGTH = cast(int, UsageEvent._meta.get_field("model").max_length)
-
-
-@dataclass
-class EventResult:
-    """The outcome of one event of a batch, in the batch's order."""
-
-    index: int
-    id: str | None
-    status: str  # recorded | duplicate | rejected
-    code: str = ""  # unknown_user | not_enterprise_user | invalid | conflict
-    field: str = ""
-    message: str = ""
-    overage: bool | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
-        if self.status == "rejected":
-            out["code"] = self.code
-            if self.field:
-                out["field"] = self.field
-            out["message"] = self.message
-        if self.overage is not None:
-            out["overage"] = self.overage
-        return out
-
-
-@dataclass(frozen=True)
-class _Event:
-    """A validated event, before its user is resolved."""
-
-    index: int
-    event_id: str
-    email: str
-    kind: str
-    tokens: int
-    occurred_at: datetime
-    model: str
-
-
-class _Invalid(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-def _text(
-    raw: dict, field: str, *, max_length: int, required: bool = True, strip: bool = False
-) -> str:
-    value = raw.get(field)
-    if value is None and not required:
-        return ""
-    if isinstance(value, str) and strip:
-        # " e1" and "e1" are one event: an id padded by a client must not count twice.
-        value = value.strip()
-    if not isinstance(value, str) or (required and not value):
-        raise _Invalid(field, f"{field} must be a non-empty string.")
-    if len(value) > max_length:
-        raise _Invalid(field, f"{field} must be at most {max_length} characters.")
-    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded: refuse
-    # them here so one odd event cannot fail the whole batch's INSERT.
-    if "\x00" in value:
-        raise _Invalid(field, f"{field} must not contain NUL characters.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _Invalid(field, f"{field} is not valid Unicode text.") from None
-    return value
-
-
-def _parse_occurred_at(raw: dict, now: datetime) -> datetime:
-    value = raw.get("occurred_at")
-    if not isinstance(value, str):
-        raise _Invalid("occurred_at", "occurred_at must be an ISO 8601 date-time string.")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Invalid("occurred_at", "occurred_at is not an ISO 8601 date-time.") from None
-    if moment.tzinfo is None:
-        raise _Invalid("occurred_at", "occurred_at needs a UTC offset (e.g. Z or +02:00).")
-    if moment < EARLIEST_EVENT or moment > now + MAX_CLOCK_SKEW:
-        raise _Invalid("occurred_at", "occurred_at is too far in the past or in the future.")
-    return moment.astimezone(UTC)
-
-
-def _parse_event(index: int, raw: Any, now: datetime) -> _Event:
-    if not isinstance(raw, dict):
-        raise _Invalid("event", "Each event must be a JSON object.")
-    event_id = _text(raw, "id", max_length=MAX_EVENT_ID_LENGTH, strip=True)
-    email = _text(raw, "user", max_length=254, strip=True).lower()
-    kind = raw.get("kind")
-    if kind not in UsageKind.values:
-        raise _Invalid("kind", f"kind must be one of {', '.join(UsageKind.values)}.")
-    tokens = raw.get("tokens")
-    # bool is an int in Python; JSON true is not a token count.
-    if not isinstance(tokens, int) or isinstance(tokens, bool):
-        raise _Invalid("tokens", "tokens must be a whole number.")
-    if not 0 < tokens <= MAX_EVENT_TOKENS:
-        raise _Invalid("tokens", f"tokens must be between 1 and {MAX_EVENT_TOKENS}.")
-    return _Event(
-        index=index,
-        event_id=event_id,
-        email=email,
-        kind=kind,
-        tokens=tokens,
-        occurred_at=_parse_occurred_at(raw, now),
-        model=_text(raw, "model", max_length=MAX_MODEL_LENGTH, required=False),
-    )
+from metrics.quota import UsageRequestError, usage_month
+from metrics.usage_events import EventResult, InvalidEvent, ParsedEvent, parse_event
 
 
 @dataclass(frozen=True)
 class _Row:
     """An event ready to insert: user resolved, month computed in the enterprise's zone."""
 
-    event: _Event
+    event: ParsedEvent
     user: User
     month: date
 
@@ -176,11 +63,11 @@ def record_usage_batch(
         raise UsageRequestError("empty_batch", "The batch has no events.", field="events")
     now = now or timezone.now()
     results: list[EventResult | None] = [None] * len(events)
-    parsed: list[_Event] = []
+    parsed: list[ParsedEvent] = []
     for index, raw in enumerate(events):
         try:
-            parsed.append(_parse_event(index, raw, now))
-        except _Invalid as exc:
+            parsed.append(parse_event(index, raw, now))
+        except InvalidEvent as exc:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
             results[index] = EventResult(
                 index=index,
@@ -201,7 +88,7 @@ def record_usage_batch(
 
 
 def _store_in_one_statement(
-    key: IntegrationKey, parsed: list[_Event], results: list[EventResult | None], now: datetime
+    key: IntegrationKey, parsed: list[ParsedEvent], results: list[EventResult | None], now: datetime
 ) -> None:
     """PostgreSQL: users, events and roll-ups in one round trip (see metrics.ingest_sql)."""
     params = ingest_sql.batch_params(
@@ -231,12 +118,12 @@ def _store_in_one_statement(
 
 def _answer_repeats(
     key: IntegrationKey,
-    accepted: list[_Event],
+    accepted: list[ParsedEvent],
     out: ingest_sql.BatchOutcome,
     results: list[EventResult | None],
-) -> list[_Event]:
+) -> list[ParsedEvent]:
     """Duplicates and conflicts; returns the events this batch recorded, in batch order."""
-    first: dict[str, _Event] = {}
+    first: dict[str, ParsedEvent] = {}
     for e in accepted:
         first.setdefault(e.event_id, e)
     # Neither inserted nor stored before the statement: a concurrent batch inserted the id
@@ -247,7 +134,7 @@ def _answer_repeats(
             cursor.execute(ingest_sql.STORED_SQL, [key.integration_id, sorted(raced)])
             out.stored.update((event_id, tuple(rest)) for event_id, *rest in cursor.fetchall())
 
-    def content(e: _Event) -> tuple:
+    def content(e: ParsedEvent) -> tuple:
         return (out.users[e.email][0], e.kind, e.tokens, e.occurred_at, e.model)
 
     recorded = []
@@ -264,7 +151,7 @@ def _answer_repeats(
 
 
 def _answer_recorded(
-    recorded: list[_Event], out: ingest_sql.BatchOutcome, results: list[EventResult | None]
+    recorded: list[ParsedEvent], out: ingest_sql.BatchOutcome, results: list[EventResult | None]
 ) -> None:
     items: list[tuple[tuple, int, int]] = []
     after: dict[tuple, int] = {}
@@ -284,13 +171,13 @@ def _answer_recorded(
         )
 
 
-def _duplicate_or_conflict(e: _Event, same_content: bool) -> EventResult:
+def _duplicate_or_conflict(e: ParsedEvent, same_content: bool) -> EventResult:
     if same_content:
         return EventResult(index=e.index, id=e.event_id, status="duplicate")
     return _rejected(e, "conflict", "id", "This id was already reported with different content.")
 
 
-def _resolve_users(parsed: list[_Event], results: list[EventResult | None]) -> list[_Row]:
+def _resolve_users(parsed: list[ParsedEvent], results: list[EventResult | None]) -> list[_Row]:
     """Attach users (one query); reject unknown users and users outside any enterprise."""
     emails = {e.email for e in parsed}
     # Emails are stored lower-case (User.save), so a plain IN uses the unique index.
@@ -309,7 +196,7 @@ def _resolve_users(parsed: list[_Event], results: list[EventResult | None]) -> l
     return rows
 
 
-def _rejected(e: _Event, code: str, field: str, message: str) -> EventResult:
+def _rejected(e: ParsedEvent, code: str, field: str, message: str) -> EventResult:
     return EventResult(
         index=e.index, id=e.event_id, status="rejected", code=code, field=field, message=message
     )
