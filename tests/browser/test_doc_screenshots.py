@@ -17,6 +17,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
 from django_otp.oath import totp
 
@@ -36,6 +37,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 PASSWORD = "Doc-Screens-Passw0rd"
 ADMIN = "admin@demo-corp.example"
 SELLER = "sales@asksage.example"  # seed_demo's sales person: staff, in Sales, not a superuser
+INVITEE = "hedy.lamarr@example.com"  # registered, in no organization yet
 
 
 @pytest.fixture
@@ -43,6 +45,7 @@ def demo_data(transactional_db) -> None:
     call_command("seed_demo", "--password", PASSWORD, stdout=StringIO())
     seller = User.objects.get(email=SELLER)
     assert seller.is_staff and not seller.is_superuser
+    User.objects.create_user(INVITEE, PASSWORD, full_name="Hedy Lamarr")
     # The Dashboard and Activity Logs show the last chain check: show a passing one.
     call_command("verify_activity_log", "--by", "operator", stdout=StringIO())
 
@@ -129,6 +132,22 @@ def test_write_doc_screenshots(demo_data, new_page):
     page.goto("/mfa/backup-codes/")
     page.get_by_role("button", name="Issue new backup codes").wait_for()
     shot(page, "backup-codes-reissue")
+
+    # Adding a user is an invitation: the person sees who invites them and accepts or declines.
+    page.goto("/org/users/add/")
+    page.get_by_label("Email").fill(INVITEE)
+    page.get_by_role("button", name="Send invitation").click()
+    page.wait_for_url(re.compile(r"/org/users/"))
+    link = re.search(r"https?://\S+/invitations/\S+/", mail.outbox[-1].body).group(0)
+    invitee = new_page()
+    invitee.goto("/accounts/login/")
+    invitee.get_by_label("Email").fill(INVITEE)
+    invitee.get_by_label("Password").fill(PASSWORD)
+    invitee.get_by_role("button", name="Sign in").click()
+    invitee.wait_for_url(re.compile(r"/settings/"))
+    invitee.goto(link)
+    invitee.get_by_role("button", name="Accept and join").wait_for()
+    shot(invitee, "invitation")
 
     staff = new_page()
     sign_in_and_enrol(staff, SELLER)
