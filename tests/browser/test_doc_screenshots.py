@@ -1,8 +1,9 @@
 """Screenshots for docs/img/: a generator, not a check.
 
 Runs only with DOC_SCREENSHOTS=1 (skipped otherwise, in CI too). It loads the demo data,
-signs in through the real login and MFA pages as the demo admin and as a Sales-group staff user,
-and writes 1280x800 PNGs of the pages the guides describe. Regenerate after a visible change:
+signs in through the real login and MFA pages as the demo admin and as seed_demo's sales
+person (staff in the Sales group, not a superuser), and writes 1280x800 PNGs of the pages
+the guides describe. Regenerate after a visible change:
 
     DOC_SCREENSHOTS=1 python -m pytest tests/browser/test_doc_screenshots.py
 """
@@ -16,7 +17,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group
+from django.core import mail
 from django.core.management import call_command
 from django_otp.oath import totp
 
@@ -35,15 +36,18 @@ IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 VIEWPORT = {"width": 1280, "height": 800}
 PASSWORD = "Doc-Screens-Passw0rd"
 ADMIN = "admin@demo-corp.example"
-SELLER = "seller@asksage.example"
+SELLER = "sales@asksage.example"  # seed_demo's sales person: staff, in Sales, not a superuser
+INVITEE = "hedy.lamarr@example.com"  # registered, in no organization yet
 
 
 @pytest.fixture
 def demo_data(transactional_db) -> None:
     call_command("seed_demo", "--password", PASSWORD, stdout=StringIO())
-    # A sales person as the staff guide describes one: staff, in Sales, not a superuser.
-    seller = User.objects.create_user(SELLER, PASSWORD, full_name="Sid Seller", is_staff=True)
-    seller.groups.add(Group.objects.get(name="Sales"))
+    seller = User.objects.get(email=SELLER)
+    assert seller.is_staff and not seller.is_superuser
+    User.objects.create_user(INVITEE, PASSWORD, full_name="Hedy Lamarr")
+    # The Dashboard and Activity Logs show the last chain check: show a passing one.
+    call_command("verify_activity_log", "--by", "operator", stdout=StringIO())
 
 
 @pytest.fixture
@@ -123,6 +127,27 @@ def test_write_doc_screenshots(demo_data, new_page):
 
     page.goto("/org/activity/")
     shot(page, "activity-logs")
+
+    # New backup codes later: the page asks for the password and a current code first.
+    page.goto("/mfa/backup-codes/")
+    page.get_by_role("button", name="Issue new backup codes").wait_for()
+    shot(page, "backup-codes-reissue")
+
+    # Adding a user is an invitation: the person sees who invites them and accepts or declines.
+    page.goto("/org/users/add/")
+    page.get_by_label("Email").fill(INVITEE)
+    page.get_by_role("button", name="Send invitation").click()
+    page.wait_for_url(re.compile(r"/org/users/"))
+    link = re.search(r"https?://\S+/invitations/\S+/", mail.outbox[-1].body).group(0)
+    invitee = new_page()
+    invitee.goto("/accounts/login/")
+    invitee.get_by_label("Email").fill(INVITEE)
+    invitee.get_by_label("Password").fill(PASSWORD)
+    invitee.get_by_role("button", name="Sign in").click()
+    invitee.wait_for_url(re.compile(r"/settings/"))
+    invitee.goto(link)
+    invitee.get_by_role("button", name="Accept and join").wait_for()
+    shot(invitee, "invitation")
 
     staff = new_page()
     sign_in_and_enrol(staff, SELLER)
