@@ -279,9 +279,7 @@ CONSOLE_SESSION_IDLE_SECONDS = env_int("CONSOLE_SESSION_IDLE_SECONDS", 30 * 60, 
 CONSOLE_SESSION_MAX_SECONDS = env_int("CONSOLE_SESSION_MAX_SECONDS", 12 * 3600, minimum=60)
 # Actions that move tokens or access need a second-factor check this recent (step-up).
 STEP_UP_MAX_AGE_SECONDS = env_int("STEP_UP_MAX_AGE_SECONDS", 15 * 60, minimum=60)
-# How many reverse proxies in front of the app append to X-Forwarded-For. 0: the socket
-# address is the client, and a client-sent X-Forwarded-For is ignored (it can be forged).
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# (TRUSTED_PROXY_COUNT, above, also decides which address sign-in lockouts count.)
 # Email confirmation links for new accounts expire after this many seconds.
 EMAIL_CONFIRMATION_TIMEOUT = env_int("EMAIL_CONFIRMATION_TIMEOUT", 3 * 24 * 3600, minimum=600)
 # Registering from an invitation link as the invited address needs no confirmation email:
