@@ -91,6 +91,16 @@ DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Concurrent requests on the dev server would otherwise fail with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+# Optional read replica (a streaming-replication standby): report pages and exports marked
+# @replica_reads read from it (asksage_admin.core.replica); absent, everything uses DATABASE_URL.
+# In tests it mirrors the primary's test database instead of getting one of its own.
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = env_database("DATABASE_REPLICA_URL", "")
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["asksage_admin.core.replica.ReplicaRouter"]
+# After a request that wrote, that session reads from the primary this long, so a lagging
+# replica cannot show it the state from before its own write. Longer than the worst lag.
+REPLICA_STICKY_SECONDS = env_int("REPLICA_STICKY_SECONDS", 30, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -133,6 +143,8 @@ MIDDLEWARE = [
     # /api/ is served here, skipping everything below (sessions, auth, CSRF, OTP, MFA).
     "metrics.middleware.ApiDispatchMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Inside sessions: reads the session before any view, sets its timestamp before it is saved.
+    "asksage_admin.core.replica.ReadYourWritesMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import django_tables2 as tables
-from django.db import connection, models
+from django.db import connections, models
 from django.db.models import QuerySet
 
 # Column formats a view can ask for, where the table's value_<column>() formats in Python.
@@ -137,6 +137,8 @@ def copy_lines(
     time_zone: zoneinfo.ZoneInfo | None = None,
 ) -> Callable[[], Iterator[bytes]] | None:
     """A generator factory of CSV bytes (rows only, CRLF-terminated), or None off PostgreSQL."""
+    # The alias the router picks for this queryset now (the replica under @replica_reads).
+    connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None
     statement = copy_sql(table, queryset, formats=formats, time_zone=time_zone)

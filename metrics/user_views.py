@@ -17,6 +17,7 @@ from accounts.models import User
 from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.filters import filtered_rows
+from asksage_admin.core.replica import replica_reads
 from metrics.pagination import NearEndPaginator
 from metrics.user_usage import users_with_usage
 from tokens import pool
@@ -30,6 +31,7 @@ USERS_PER_PAGE = 25
 
 @require_GET
 @console_view
+@replica_reads
 def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     filters = UserFilter(request.GET, queryset=users_with_usage(enterprise))

@@ -13,6 +13,7 @@ from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
 from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
+from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
 from metrics import charts, copy_export, exports, queries
 from metrics.filters import ActivityLogFilterSet
@@ -59,6 +60,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
 
 @require_GET
 @console_view
+@replica_reads
 def token_statistics(request: ConsoleRequest) -> HttpResponse:
     rows = queries.monthly_totals(request.enterprise)
     years = queries.yearly_subtotals(rows)
@@ -76,6 +78,7 @@ def token_statistics(request: ConsoleRequest) -> HttpResponse:
 
 @require_GET
 @console_view
+@replica_reads
 def token_usage(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     rows = queries.monthly_totals(enterprise)
@@ -94,6 +97,7 @@ def token_usage(request: ConsoleRequest) -> HttpResponse:
 
 @require_GET
 @console_view
+@replica_reads
 def monthly(request: ConsoleRequest) -> HttpResponse:
     rows = queries.monthly_totals(request.enterprise)
     spikes = [r for r in rows if r.spike]
@@ -110,6 +114,7 @@ def monthly(request: ConsoleRequest) -> HttpResponse:
 
 @require_GET
 @console_view
+@replica_reads
 def exports_page(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     recent = ActivityLog.objects.for_enterprise(enterprise).filter(
@@ -132,6 +137,7 @@ def _activity_filter(request: ConsoleRequest) -> ActivityLogFilterSet:
 
 @require_GET
 @console_view
+@replica_reads
 def activity(request: ConsoleRequest) -> HttpResponse:
     filterset = _activity_filter(request)
     table = ActivityLogTable(filtered_rows(filterset), time_zone=request.enterprise.tzinfo)
@@ -148,6 +154,7 @@ def activity(request: ConsoleRequest) -> HttpResponse:
 
 @require_GET
 @console_view
+@replica_reads
 def token_usage_csv(request: ConsoleRequest) -> StreamingHttpResponse:
     enterprise = request.enterprise
     table = MonthlyDataTable([])
@@ -161,6 +168,7 @@ def token_usage_csv(request: ConsoleRequest) -> StreamingHttpResponse:
 
 @require_GET
 @console_view
+@replica_reads
 def activity_csv(request: ConsoleRequest) -> HttpResponseBase:
     filterset = _activity_filter(request)
     if refused := refuse_bad_filter(filterset):
@@ -195,12 +203,14 @@ def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> HttpR
 
 @require_GET
 @console_view
+@replica_reads
 def users_csv(request: ConsoleRequest) -> HttpResponseBase:
     return _users_csv(request, name="users", table=UserExportTable([]))
 
 
 @require_GET
 @console_view
+@replica_reads
 def users_with_tokens_csv(request: ConsoleRequest) -> HttpResponseBase:
     # The Users table itself: the same columns and value()s as /org/users/.
     table = UserTable([], pools=pool_totals(request.enterprise))

@@ -29,6 +29,8 @@ _OUR_VARIABLES = (
     "CSRF_TRUSTED_ORIGINS",
     "EMAIL_PORT",
     "EMAIL_USE_TLS",
+    "DATABASE_REPLICA_URL",
+    "REPLICA_STICKY_SECONDS",
     "DJANGO_ALLOW_ASYNC_UNSAFE",  # set for Playwright by tests/browser; never in deployment
 )
 
@@ -280,3 +282,19 @@ def test_pages_forbid_framing_and_sniffing(member_client):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_replica_url_adds_a_replica_that_mirrors_the_primary_in_tests(tmp_path):
+    env = _env(tmp_path, DATABASE_REPLICA_URL="postgres://reader@replica.internal:5432/asksage")
+    printed = _print_setting(env, "s.DATABASES['replica']['HOST'], s.DATABASES['replica']['TEST']")
+    assert printed == "('replica.internal', {'MIRROR': 'default'})"
+
+
+def test_no_replica_url_means_no_replica(tmp_path):
+    assert _print_setting(_env(tmp_path), "sorted(s.DATABASES)") == "['default']"
+
+
+def test_bad_replica_url_is_refused(tmp_path):
+    result = _import_settings(_env(tmp_path, DATABASE_REPLICA_URL="mysql://x@y/z"))
+    assert result.returncode != 0
+    assert "DATABASE_REPLICA_URL must point at PostgreSQL" in result.stderr
