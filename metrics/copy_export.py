@@ -149,7 +149,12 @@ def copy_lines(
     def generate() -> Iterator[bytes]:
         # Runs while the response streams: the request's connection is still open then.
         connection.ensure_connection()
+        # Inside a transaction (tests, a view under atomic) an abandoned download cancels the
+        # COPY and would leave the transaction failed: a savepoint contains that.
+        savepoint = connection.in_atomic_block
         with connection.connection.cursor() as cursor:
+            if savepoint:
+                cursor.execute("SAVEPOINT copy_export")
             # The export's ORDER BY sorts up to 100,000 rows: with the default 4 MB PostgreSQL
             # sorts on disk (external merge); in memory the COPY is ~25% faster. Server memory,
             # for this statement only: reset even if the client abandons the download.
@@ -157,6 +162,8 @@ def copy_lines(
             try:
                 yield from _rows(cursor, sql, params)
             finally:
+                if savepoint:
+                    cursor.execute("ROLLBACK TO SAVEPOINT copy_export")
                 cursor.execute("RESET work_mem")
 
     return generate
