@@ -6,6 +6,10 @@ postgres). Clients are separate processes (the load generator is not held back b
 GIL), each keeping its HTTP connection alive as an integration would. The ceiling side:
 pgbench with the same number of clients, the same role, running the statements the
 application sends (bench.pgbench generates them from the application's builders).
+
+Then single events open loop: a fixed arrival rate at half the closed-loop maximum, latency
+counted from each request's scheduled send time, beside gunicorn's own time and pgbench -R
+at the same rate; and one request at that rate split into Python, JSON and SQL in process.
 """
 
 from __future__ import annotations
