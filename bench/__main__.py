@@ -8,7 +8,9 @@ missing). Prints one table per section:
   exports – rows/s and the gunicorn worker's extra peak RSS for each CSV export
   ingest  – events/s through gunicorn (gunicorn.conf.py, PRODUCTION=true, PostgreSQL over TCP
             with a password) for single events, 1,000-event batches and quota checks, against
-            pgbench running the same statements in the same run: ratio, p50/p99, errors
+            pgbench running the same statements in the same run: ratio, p50/p99, errors;
+            then single events open-loop (fixed arrival rate) at half the closed-loop maximum:
+            p50/p95/p99/max from the scheduled send time, and where one request's time goes
   chaos   – not a benchmark: ingest and allocation saves while app connections are killed;
             checks nothing acknowledged was lost or doubled (bench/chaos.py). Run it alone.
 """
@@ -34,6 +36,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40, help="Timed requests per page.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Duration of each ingest run.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent ingest clients.")
+    parser.add_argument(
+        "--open-seconds",
+        type=float,
+        default=30.0,
+        help="ingest: open-loop single events at half the maximum rate for this long (0: skip).",
+    )
     parser.add_argument(
         "--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)."
     )
@@ -77,7 +85,12 @@ def main() -> int:
     if "exports" in args.sections:
         pages.run_exports(app_dir=args.app_dir, port=args.port)
     if "ingest" in args.sections:
-        ingest.run_ingest(seconds=args.seconds, clients=args.clients, workers=args.workers)
+        ingest.run_ingest(
+            seconds=args.seconds,
+            clients=args.clients,
+            workers=args.workers,
+            open_seconds=args.open_seconds,
+        )
     return 0
 
 

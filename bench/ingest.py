@@ -6,12 +6,17 @@ postgres). Clients are separate processes (the load generator is not held back b
 GIL), each keeping its HTTP connection alive as an integration would. The ceiling side:
 pgbench with the same number of clients, the same role, running the statements the
 application sends (bench.pgbench generates them from the application's builders).
+
+Then single events open loop: a fixed arrival rate at half the closed-loop maximum, latency
+counted from each request's scheduled send time, beside gunicorn's own time and pgbench -R
+at the same rate; and one request at that rate split into Python, JSON and SQL in process.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import logging
 import multiprocessing as mp
 import os
 import random
@@ -27,11 +32,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import pgbench
-from bench.report import percentile, table, verdict
+from bench.report import median, percentile, table, verdict
 from bench.scale import BIG
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"single event": 0.25, "1,000-event batch": 0.5, "quota check": 0.25}
+# Open loop: single events at this share of the closed-loop maximum, p99 under this.
+OPEN_LOOP_SHARE = 0.5
+OPEN_LOOP_P99_MS = 20.0
 BENCH_ROLE = "bench"
 ACCESS_LOG = Path(tempfile.gettempdir(), "bench-gunicorn-access.log")
 
@@ -191,6 +199,212 @@ def http_worker(port: int, key: str, emails: list[str], batch: int, seconds: flo
     queue.put((done, errors, latencies))
 
 
+def paced_worker(
+    port: int, key: str, emails: list[str], start_at: float, interval: float, first: int,
+    stride: int, count: int, queue,
+) -> None:  # fmt: skip
+    """One sender of an open-loop run: request i is due at start_at + i * interval.
+
+    This sender owns i = first, first + stride, ... on its own kept-alive connection. A
+    request is sent at its due time or, when the previous answer came late, at once; its
+    latency is counted from the due time, so waiting behind a slow answer is not hidden
+    (no coordinated omission). time.monotonic is one clock for all processes on Linux.
+    """
+    prefix = f"open-{uuid.uuid4().hex[:12]}"
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    from_due: list[float] = []
+    from_send: list[float] = []
+    errors = 0
+    for i in range(first, count, stride):
+        due = start_at + i * interval
+        if (wait := due - time.monotonic()) > 0:
+            time.sleep(wait)
+        body = json.dumps({"events": _events(prefix, i, 1, emails)})
+        sent = time.monotonic()
+        ok = False
+        try:
+            conn.request("POST", "/api/v1/usage/events", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            ok = response.status == 200 and json.loads(payload)["summary"]["recorded"] == 1
+        except (OSError, http.client.HTTPException, ValueError, KeyError):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        finished = time.monotonic()
+        errors += not ok
+        from_due.append((finished - due) * 1000)
+        from_send.append((finished - sent) * 1000)
+    conn.close()
+    queue.put((from_due, from_send, errors))
+
+
+def _run_open_loop(
+    port: int, key: str, emails: list[str], rate: float, seconds: float, senders: int
+) -> tuple[list[float], list[float], int, float]:
+    """Single events at a fixed arrival rate: (ms from due, ms from send, errors, elapsed s)."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    count = max(1, round(rate * seconds))
+    start_at = time.monotonic() + 1.0  # every sender forked and connected before the first
+    procs = [
+        ctx.Process(
+            target=paced_worker,
+            args=(port, key, emails, start_at, 1 / rate, first, senders, count, queue),
+        )
+        for first in range(senders)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [queue.get(timeout=seconds + 180) for _ in procs]
+    elapsed = time.monotonic() - start_at
+    for proc in procs:
+        proc.join()
+    from_due = [ms for r in results for ms in r[0]]
+    from_send = [ms for r in results for ms in r[1]]
+    return from_due, from_send, sum(r[2] for r in results), elapsed
+
+
+def _access_log_ms(offset: int) -> list[float]:
+    """gunicorn's own request time (%(M)s, whole ms) of the usage POSTs after offset."""
+    times = []
+    with ACCESS_LOG.open("rb") as log:
+        log.seek(offset)
+        for line in log.read().decode(errors="replace").splitlines():
+            if '"POST /api/v1/usage/events ' not in line:
+                continue
+            for word in line.split():
+                if word.endswith("ms") and word[:-2].isdigit():
+                    times.append(float(word[:-2]))
+                    break
+    return times
+
+
+def _ms(values: list[float]) -> str:
+    return " / ".join(f"{percentile(values, p):.1f}" for p in (50, 95, 99)) + (
+        f" / {max(values):.1f}" if values else ""
+    )
+
+
+def _open_loop_phase(
+    port: int,
+    key: str,
+    emails: list[str],
+    max_rate: float,
+    seconds: float,
+    senders: int,
+    ceiling: tuple[list[str], dict[str, str]],
+) -> float:
+    """Print the open-loop table; returns the rate used (for the in-process breakdown)."""
+    rate = max(1.0, max_rate * OPEN_LOOP_SHARE)
+    offset = ACCESS_LOG.stat().st_size if ACCESS_LOG.exists() else 0
+    load_before = os.getloadavg()[0]
+    from_due, from_send, errors, elapsed = _run_open_loop(port, key, emails, rate, seconds, senders)
+    load_after = os.getloadavg()[0]
+    time.sleep(0.5)  # the last access-log lines
+    server = _access_log_ms(offset)
+    p99 = percentile(from_due, 99)
+    scripts, dsn = ceiling
+    alone = pgbench.run(scripts, dsn=dsn, clients=senders, seconds=seconds, rate=rate)
+    table(
+        f"Open loop: single-event requests at {OPEN_LOOP_SHARE:.0%} of the closed-loop maximum "
+        f"({max_rate:,.1f}/s) = {rate:,.1f}/s for {seconds:g} s, {senders} paced senders, "
+        f"latency from the scheduled send time; load average {load_before:.1f} before, "
+        f"{load_after:.1f} after",
+        ["measured", "requests", "rate/s", "p50 / p95 / p99 / max ms", "errors", "target",
+         "result"],
+        [
+            ["from scheduled send", len(from_due), f"{len(from_due) / elapsed:,.1f}",
+             _ms(from_due), errors, f"p99 < {OPEN_LOOP_P99_MS:g} ms",
+             verdict(p99 < OPEN_LOOP_P99_MS and not errors)],
+            ["from actual send", len(from_send), "", _ms(from_send), "", "", ""],
+            ["gunicorn access log", len(server), "", _ms(server), "", "", ""],
+            ["pgbench -R, same statement", len(alone.latencies_ms), f"{alone.tps:,.1f}",
+             _ms(alone.latencies_ms), alone.failed, "", ""],
+        ],
+    )  # fmt: skip
+    return rate
+
+
+def single_request_breakdown(key: str, emails: list[str], rate: float, requests: int) -> None:
+    """Where a single-event request's time goes: Django in process, SQL timed per statement.
+
+    The Django test client at the open-loop rate (one at a time): total = the view and its
+    middleware; SQL = the statements' round trips as the driver sees them; JSON = decoding
+    the body and encoding the answer, timed alone.
+    """
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    client = Client()
+    prefix = f"inproc-{uuid.uuid4().hex[:12]}"
+    totals: list[float] = []
+    sql: list[float] = []
+    statements: list[int] = []
+    slowest: dict[str, list[float]] = {}
+
+    def timer(execute, statement, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(statement, params, many, context)
+        finally:
+            ms = (time.perf_counter() - began) * 1000
+            current.append(ms)
+            slowest.setdefault(" ".join(statement.split()[:3])[:32], []).append(ms)
+
+    body = answer = b""
+    # A kept connection, as gunicorn runs with DB_CONN_MAX_AGE: a fresh backend per request
+    # would plan the statement against cold catalog caches every time.
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = 600
+    logging.disable(logging.INFO)  # the request log line of each request
+    with override_settings(API_RATE_LIMIT_PER_MINUTE=10**9, API_RATE_BURST=10**9):
+        for i in range(requests + 5):
+            current: list[float] = []
+            body = json.dumps({"events": _events(prefix, i, 1, emails)})
+            began = time.perf_counter()
+            with connection.execute_wrapper(timer):
+                response = client.post(
+                    "/api/v1/usage/events", body, content_type="application/json",
+                    HTTP_AUTHORIZATION=f"Bearer {key}",
+                )  # fmt: skip
+            elapsed = (time.perf_counter() - began) * 1000
+            answer = response.content
+            if response.status_code != 200:
+                raise SystemExit(f"in-process single event answered {response.status_code}")
+            if i >= 5:  # the first requests warm the key cache and the connection
+                totals.append(elapsed)
+                sql.append(sum(current))
+                statements.append(len(current))
+            time.sleep(max(0.0, 1 / rate - elapsed / 1000))
+    logging.disable(logging.NOTSET)
+    json_runs = 2000
+    began = time.perf_counter()
+    for _ in range(json_runs):
+        json.dumps(json.loads(answer))
+        json.loads(body)
+    json_ms = (time.perf_counter() - began) * 1000 / json_runs
+    python = [t - s for t, s in zip(totals, sql, strict=True)]
+    table(
+        f"One single-event request in process (Django test client, {requests} requests at "
+        f"{rate:,.1f}/s, one at a time, the DATABASE_URL account over TCP, kept connection); ms",
+        ["part", "p50", "p95", "p99"],
+        [
+            ["whole request (middleware + view)",
+             *(f"{percentile(totals, p):.2f}" for p in (50, 95, 99))],
+            [f"SQL ({median(statements):g} statements, round trips)",
+             *(f"{percentile(sql, p):.2f}" for p in (50, 95, 99))],
+            ["Python (whole - SQL)", *(f"{percentile(python, p):.2f}" for p in (50, 95, 99))],
+            ["JSON decode + encode, alone", f"{json_ms:.3f}", "", ""],
+        ]
+        + [
+            [f"  {name} (x{len(v)})", *(f"{percentile(v, p):.2f}" for p in (50, 95, 99))]
+            for name, v in sorted(slowest.items(), key=lambda kv: -median(kv[1]))
+        ],
+    )  # fmt: skip
+
+
 def _run_clients(args: tuple, clients: int, seconds: float) -> tuple[float, int, list[float]]:
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
@@ -212,7 +426,9 @@ def _windows(emails: list[str], size: int, count: int = 5) -> list[list[str]]:
     return [(emails[i * step :] + emails[: i * step])[:size] for i in range(count)]
 
 
-def run_ingest(*, seconds: float, clients: int, workers: int | None) -> None:
+def run_ingest(
+    *, seconds: float, clients: int, workers: int | None, open_seconds: float = 30.0
+) -> None:
     from django.db import connections
 
     from accounts.models import User
@@ -244,11 +460,17 @@ def run_ingest(*, seconds: float, clients: int, workers: int | None) -> None:
     ACCESS_LOG.unlink(missing_ok=True)  # this run's lines only
     proc = _start_gunicorn(port, dsn, workers)
     rows = []
+    open_rate = 0.0
     try:
         for label, batch, scripts in shapes:
             api_rate, api_errors, api_ms = _run_clients(
                 (port, plaintext, emails, batch), clients, seconds
             )
+            if batch == 1 and open_seconds > 0:
+                # The closed-loop single-event rate is the maximum; the open loop runs at half.
+                open_rate = _open_loop_phase(
+                    port, plaintext, emails, api_rate, open_seconds, clients, (scripts, dsn)
+                )
             ceiling_run = pgbench.run(scripts, dsn=dsn, clients=clients, seconds=seconds)
             ceiling_rate = ceiling_run.tps * max(batch, 1)
             ratio = api_rate / ceiling_rate if ceiling_rate else 0.0
@@ -287,3 +509,5 @@ def run_ingest(*, seconds: float, clients: int, workers: int | None) -> None:
     )
     print(f"Database connection: {auth_note}")
     print(f"Access log (with request ids): {ACCESS_LOG}\n", flush=True)
+    if open_rate:
+        single_request_breakdown(plaintext, emails, open_rate, requests=200)

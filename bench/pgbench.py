@@ -66,8 +66,19 @@ def _script(sql: str) -> str:
     return "\\set r random(1, 9000000000000000)\n\\set uid random(1, 4999)\n" + one_line + ";\n"
 
 
-def run(scripts: list[str], *, dsn: dict[str, str], clients: int, seconds: float) -> PgbenchResult:
-    """pgbench -M simple (psycopg's client-side binding sends simple queries too)."""
+def run(
+    scripts: list[str],
+    *,
+    dsn: dict[str, str],
+    clients: int,
+    seconds: float,
+    rate: float | None = None,
+) -> PgbenchResult:
+    """pgbench -M simple (psycopg's client-side binding sends simple queries too).
+
+    rate: transactions/s for all clients together (-R, open loop); pgbench then counts each
+    transaction's latency from its scheduled start, so the wait behind a slow one shows.
+    """
     with tempfile.TemporaryDirectory(prefix="pgbench-") as tmp:
         args = [PGBENCH, "-n", "-M", "simple", "-c", str(clients), "-j", str(clients),
                 "-T", str(max(1, round(seconds))), "-l", "--log-prefix", f"{tmp}/log",
@@ -76,6 +87,8 @@ def run(scripts: list[str], *, dsn: dict[str, str], clients: int, seconds: float
             path = Path(tmp, f"script{n}.sql")
             path.write_text(script)
             args += ["-f", str(path)]
+        if rate:
+            args += ["-R", f"{rate:.3f}"]
         env = {**os.environ, "PGPASSWORD": dsn["password"]}
         # Our own fixed arguments; the only variable parts are numbers and generated paths.
         done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
