@@ -59,11 +59,33 @@ def quota_script() -> str:
     return _script(render(quota._POSITION_SQL, [*months, USER_TOKEN + "scale-big.example"]))
 
 
+def rate_limit_statement() -> str:
+    """The rate-limit UPSERT the API runs (in its own autocommit) before every request.
+
+    One bucket per pgbench client, like one per integration key, with a limit no load
+    reaches (the API in the benchmark runs with such a limit too)."""
+    from asksage_admin.core.ratelimit import _upsert_sql
+
+    now = 987654321.125  # a marker, replaced below
+    params = {"key": "bench-pgbench-CLIENT", "burst": 1e9, "rate": 1e9 / 60, "now": now}
+    sql = render(_upsert_sql("postgresql"), params).replace("CLIENT", ":client_id")
+    # The bucket refills by elapsed time: "now" must move, as time.time() does in the app.
+    return sql.replace(repr(now), "extract(epoch from clock_timestamp())")
+
+
 def _script(sql: str) -> str:
-    # One transaction's values: a random number for unique event ids, a random user.
+    # One transaction's values: a random number for unique event ids, a random user. The API
+    # runs the rate-limit statement first, in its own commit: so does the ceiling.
     sql = sql.replace(ID_TOKEN, "b:client_id-:r-").replace(USER_TOKEN, "u:uid@")
     one_line = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip()
-    return "\\set r random(1, 9000000000000000)\n\\set uid random(1, 4999)\n" + one_line + ";\n"
+    limit = re.sub(r"\s+", " ", rate_limit_statement()).strip()
+    return (
+        "\\set r random(1, 9000000000000000)\n\\set uid random(1, 4999)\n"
+        + limit
+        + ";\n"
+        + one_line
+        + ";\n"
+    )
 
 
 def run(
