@@ -9,6 +9,7 @@ console_urlpatterns = [
     path("users/add/", views.user_add, name="user_add"),
     path("users/allocations/", views.allocations_save, name="allocations_save"),
     path("users/<int:user_id>/status/", views.user_status, name="user_status"),
+    path("users/<int:user_id>/disable/", views.user_disable_confirm, name="user_disable_confirm"),
     path("users/<int:user_id>/role/", views.user_role, name="user_role"),
 ]
 

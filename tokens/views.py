@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import ConsoleRequest, console_view, get_enterprise_user
 from accounts.stepup import step_up_required
@@ -157,8 +157,24 @@ def user_status(request: ConsoleRequest, user_id: int) -> HttpResponse:
     except Refused as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{user.email} {action}d.")
+        messages.success(request, _STATUS_DONE[action].format(email=user.email))
     return redirect("console:user_detail", user_id=user.pk)
+
+
+_STATUS_DONE = {
+    "disable": "{email} is disabled: status Banned (disabled). They were signed out.",
+    "activate": "{email} is active again: status Paid.",
+}
+
+
+@require_GET
+@console_view(write=True)
+def user_disable_confirm(request: ConsoleRequest, user_id: int) -> HttpResponse:
+    """The question before a disable: it signs the person out at once, so no one-click accident."""
+    user = get_enterprise_user(request, user_id)
+    if user.is_banned:
+        return redirect("console:user_detail", user_id=user.pk)
+    return render(request, "tokens/user_disable_confirm.html", {"person": user})
 
 
 @require_POST
