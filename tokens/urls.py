@@ -11,6 +11,16 @@ console_urlpatterns = [
     path("users/<int:user_id>/status/", views.user_status, name="user_status"),
     path("users/<int:user_id>/disable/", views.user_disable_confirm, name="user_disable_confirm"),
     path("users/<int:user_id>/role/", views.user_role, name="user_role"),
+    path(
+        "invitations/<int:invitation_id>/resend/",
+        views.invitation_resend,
+        name="invitation_resend",
+    ),
+    path(
+        "invitations/<int:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
 ]
 
 # Mounted at /invitations/: the emailed link, for people who are not in the console yet.
