@@ -184,6 +184,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# "1 Dec 2026, 14:05 UTC" everywhere, the staff admin included (asksage_admin/formats/en).
+FORMAT_MODULE_PATH = ["asksage_admin.formats"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
