@@ -186,6 +186,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Where customers buy more tokens: named next to the over-pool refusal and on Settings.
+SALES_EMAIL = "sales@asksage.ai"
 # "1 Dec 2026, 14:05 UTC" everywhere, the staff admin included (asksage_admin/formats/en).
 FORMAT_MODULE_PATH = ["asksage_admin.formats"]
 
