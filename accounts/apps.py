@@ -18,4 +18,6 @@ class AccountsConfig(AppConfig):
             if request is not None and hasattr(request, "session"):
                 stamp_sign_in(request)
 
-        user_logged_in.connect(_on_sign_in, dispatch_uid="accounts.stamp_sign_in")
+        # weak=False: _on_sign_in is a local function; a weak reference dies when ready()
+        # returns (DEBUG's signature check kept it alive by accident, hiding the bug).
+        user_logged_in.connect(_on_sign_in, weak=False, dispatch_uid="accounts.stamp_sign_in")

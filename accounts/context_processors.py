@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.access import console_enterprise
@@ -28,4 +29,5 @@ def console(request: HttpRequest) -> dict:
         # The Settings button shows only once MFA is set up *and* this session is verified.
         "can_open_console": enterprise is not None and user.is_verified(),
         "console_nav": CONSOLE_NAV,
+        "sales_email": settings.SALES_EMAIL,
     }

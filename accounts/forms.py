@@ -64,20 +64,30 @@ class SignInForm(AuthenticationForm):
             "Confirm your email address first: open the link we emailed to you. "
             "We have just sent a new one."
         ),
+        "banned": "Your account has been disabled by your organization's administrator.",
     }
 
-    def unconfirmed_user(self) -> User | None:
-        """After a failed sign-in: the account if the password was right but the email unconfirmed.
+    def _failed_user_with_right_password(self, **match: Any) -> User | None:
+        """After a failed sign-in: the matching account, only if the password was right.
 
-        Only someone who knows the password learns that the account exists.
+        Only someone who knows the password learns that the account exists (or why it
+        cannot sign in); a wrong password or an unknown email reads the same as ever.
         """
         email = self.cleaned_data.get("username")
         if not email or "username" in self.errors:
             return None
-        user = User.objects.filter(email__iexact=email, email_confirmed=False).first()
+        user = User.objects.filter(email__iexact=email, **match).first()
         if user is None or not user.check_password(self.data.get("password") or ""):
             return None
         return user
+
+    def unconfirmed_user(self) -> User | None:
+        """The account if the password was right but the email unconfirmed."""
+        return self._failed_user_with_right_password(email_confirmed=False)
+
+    def banned_user(self) -> User | None:
+        """The account if the password was right but an admin disabled it (Banned)."""
+        return self._failed_user_with_right_password(status=User.Status.BANNED, is_active=True)
 
 
 class ReauthForm(forms.Form):

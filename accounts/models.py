@@ -225,6 +225,11 @@ class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-m
         return self.status == self.Status.BANNED
 
     @property
+    def status_label(self) -> str:
+        """The console's name for the status: "Banned (disabled)" pairs it with the verb."""
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
     def is_console_role(self) -> bool:
         return self.enterprise_id is not None and self.role in (self.Role.ADMIN, self.Role.AUDITOR)
 
@@ -298,3 +303,9 @@ def normalise_backup_code(code: str) -> str:
 
 def hash_backup_code(code: str) -> str:
     return _BACKUP_HASHER.encode(normalise_backup_code(code), _BACKUP_HASHER.salt())
+
+
+# The console's one pairing of the stored status with the "Disable"/"Activate" buttons: the
+# badge, the table filter and messages all say "Banned (disabled)". CSV exports keep the
+# stored word.
+STATUS_LABELS: dict[str, str] = {"paid": "Paid", "banned": "Banned (disabled)"}

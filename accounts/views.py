@@ -145,9 +145,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 return _redirect_with_next(step, _next_url(request, _home_for(user)))
             return redirect(_next_url(request, _home_for(user)))
         services.record_failed_sign_in(request.POST.get("username", ""))
-        unconfirmed = (
-            None if getattr(request, "axes_locked_out", False) else form.unconfirmed_user()
-        )
+        locked = getattr(request, "axes_locked_out", False)
+        # Still a failed attempt for the lockout counter; only the words change.
+        banned = None if locked else form.banned_user()
+        if banned is not None:
+            form.errors.clear()
+            form.add_error(None, form.error_messages["banned"])
+        unconfirmed = None if locked or banned else form.unconfirmed_user()
         if unconfirmed is not None:
             next_url = _next_url(request, reverse("settings"))
             services.send_confirmation_email(

@@ -1,6 +1,6 @@
 """One settings module, configured by environment variables.
 
-Defaults suit a laptop (SQLite file, DEBUG on). `PRODUCTION=true` turns on every
+Defaults suit a laptop (SQLite file; DEBUG only with DEBUG=true). `PRODUCTION=true` turns on every
 security setting and refuses to start without a real SECRET_KEY and ALLOWED_HOSTS.
 Bad values fail at start-up with a message naming the variable.
 """
@@ -70,7 +70,9 @@ def env_database(name: str, default: str) -> dj_database_url.DBConfig:
 
 
 PRODUCTION = env_bool("PRODUCTION", False)
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for (DEBUG=true): the demo and every shared server show the product's own
+# 404/403/500 pages, never Django's debug pages with settings and tracebacks.
+DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
 SECRET_KEY = os.environ.get("SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
 # Same bar as Django's security.W009: 50+ characters, 5+ distinct ones, not the dev key.
@@ -196,6 +198,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Where customers buy more tokens: named next to the over-pool refusal and on Settings.
+SALES_EMAIL = "sales@asksage.ai"
+# "1 Dec 2026, 14:05 UTC" everywhere, the staff admin included (asksage_admin/formats/en).
+FORMAT_MODULE_PATH = ["asksage_admin.formats"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -213,7 +219,7 @@ STORAGES = {
 
 # Outside production, serve static files straight from static/ (no collectstatic needed).
 WHITENOISE_USE_FINDERS = not PRODUCTION
-WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "admin-console@localhost")

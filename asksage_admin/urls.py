@@ -31,6 +31,7 @@ urlpatterns = [
     path("healthz", accounts_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("metrics", core_views.prometheus_metrics, name="prometheus_metrics"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
 ]
 
 # Database faults raised outside a view (a middleware's query) answer 503, not 500.

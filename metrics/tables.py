@@ -13,6 +13,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from asksage_admin.core import formats
 from asksage_admin.core.models import ActivityLog
 from asksage_admin.core.tables import BaseTable, TokenColumn
 from metrics.queries import SPIKE_RULE, SPIKE_WINDOW, MonthRow, YearSummary
@@ -159,7 +160,7 @@ _CHANGE = '<span class="old">{}</span> → <span class="new">{}</span>'
 class ActivityLogTable(BaseTable):
     """Activity Logs: read-only, newest first; times in the enterprise's time zone."""
 
-    created_at = tables.Column("When")
+    created_at = tables.Column("When", attrs={"td": {"class": "nowrap"}})
     actor_email = tables.Column("Actor", default="—")
     action = tables.Column("Action")
     target = tables.Column("Target", default="", attrs={"td": {"data-col": "target"}})
@@ -183,7 +184,7 @@ class ActivityLogTable(BaseTable):
         super().__init__(*args, **kwargs)
 
     def render_created_at(self, value: datetime) -> str:
-        return f"{timezone.localtime(value, self.time_zone):%Y-%m-%d %H:%M:%S}"
+        return formats.when(value, self.time_zone)
 
     def value_created_at(self, value: datetime) -> str:
         # Microseconds kept: the hashed record holds the exact time (in UTC).

@@ -23,6 +23,7 @@ from metrics.user_usage import users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
 from tokens.forms import AllocationForm, RoleForm
+from tokens.models import Invitation
 from tokens.queries import pool_totals
 from tokens.tables import UserTable
 
@@ -38,7 +39,12 @@ def users(request: ConsoleRequest) -> HttpResponse:
     table = UserTable(filtered_rows(filters), pools=pool_totals(enterprise))
     paginate = {"per_page": USERS_PER_PAGE, "paginator_class": NearEndPaginator}
     RequestConfig(request, paginate=paginate).configure(table)
-    ctx = {"table": table, "filter": filters, "can_edit": request.user.can_edit_console}
+    ctx = {
+        "table": table,
+        "filter": filters,
+        "can_edit": request.user.can_edit_console,
+        "invitations": Invitation.objects.pending(enterprise).select_related("invited_by"),
+    }
     return render(request, "tokens/user_list.html", ctx)
 
 

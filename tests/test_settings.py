@@ -129,11 +129,15 @@ def test_production_keeps_healthz_reachable_over_plain_http(tmp_path):
     assert _print_setting(_production(tmp_path), "s.SECURE_REDIRECT_EXEMPT") == "['^healthz$']"
 
 
-def test_laptop_defaults_use_sqlite_and_debug(tmp_path):
+def test_laptop_defaults_use_sqlite_without_debug_pages(tmp_path):
     env = _env(tmp_path)
     del env["DATABASE_URL"]
     value = _print_setting(env, "s.DEBUG, s.DATABASES['default']['ENGINE']")
-    assert value == "(True, 'django.db.backends.sqlite3')"
+    assert value == "(False, 'django.db.backends.sqlite3')"
+
+
+def test_debug_pages_only_when_asked_for(tmp_path):
+    assert _print_setting(_env(tmp_path, DEBUG="true"), "s.DEBUG") == "True"
 
 
 def test_database_url_selects_postgresql(tmp_path):

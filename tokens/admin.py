@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from accounts.models import Enterprise, User
+from asksage_admin.core import formats
 from asksage_admin.core.admin_forms import ServiceAdminMixin, ServiceForm
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.fields import TokenCountField
@@ -81,8 +82,8 @@ class TokenPurchaseAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "enterprise",
         "purchased_on",
         "reference",
-        "inference_tokens",
-        "training_tokens",
+        "inference",
+        "training",
         "recorded_by",
         "recorded_at",
     ]
@@ -90,6 +91,14 @@ class TokenPurchaseAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ["reference", "enterprise__name"]
     list_select_related = ["enterprise", "recorded_by"]
     date_hierarchy = "purchased_on"
+
+    @admin.display(description="Inference tokens", ordering="inference_tokens")
+    def inference(self, line: TokenPurchase) -> str:
+        return formats.tokens(line.inference_tokens)
+
+    @admin.display(description="Training tokens", ordering="training_tokens")
+    def training(self, line: TokenPurchase) -> str:
+        return formats.tokens(line.training_tokens)
 
     def has_change_permission(self, request: HttpRequest, obj: TokenPurchase | None = None) -> bool:
         return False

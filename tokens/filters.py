@@ -6,7 +6,7 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from accounts.models import User
+from accounts.models import STATUS_LABELS, User
 
 
 class UserFilter(django_filters.FilterSet):
@@ -16,7 +16,9 @@ class UserFilter(django_filters.FilterSet):
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "Email or name"}),
     )
     role = django_filters.ChoiceFilter(choices=User.Role.choices, empty_label="Any role")
-    status = django_filters.ChoiceFilter(choices=User.Status.choices, empty_label="Any status")
+    status = django_filters.ChoiceFilter(
+        choices=list(STATUS_LABELS.items()), empty_label="Any status"
+    )
 
     class Meta:
         model = User

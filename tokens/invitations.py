@@ -102,6 +102,67 @@ def add_user(
     return InviteOutcome(email, invitation)
 
 
+def _locked_pending(invitation: Invitation) -> tuple[Enterprise, Invitation]:
+    """The enterprise lock first (the order every writer uses), then the invitation's row."""
+    locked = Enterprise.objects.lock(invitation.enterprise)
+    current = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if current.accepted_at is not None:
+        raise Refused(f"{current.email} already accepted this invitation.", code="state")
+    if current.expires_at <= timezone.now():
+        raise Refused(
+            f"The invitation to {current.email} has expired or was revoked. Add the user again "
+            "to send a new one.",
+            code="state",
+        )
+    return locked, current
+
+
+@transaction.atomic
+def resend_invitation(
+    *, actor: User, invitation: Invitation, link_for: Callable[[str], str]
+) -> Invitation:
+    """A new link for a pending invitation, valid for a full lifetime; the old link stops working.
+
+    Only the digest of the new token is stored, so replacing it is the only way to email a
+    link again. The email leaves after commit, outside the lock.
+    """
+    locked, current = _locked_pending(invitation)
+    old_expiry = current.expires_at
+    token = secrets.token_urlsafe(32)
+    current.token_digest = _digest(token)
+    current.expires_at = timezone.now() + INVITATION_LIFETIME
+    current.save(update_fields=["token_digest", "expires_at"])
+    log_activity(
+        actor=actor,
+        action=Action.INVITATION_RESENT,
+        enterprise=locked,
+        target=current.email,
+        old={"expires_at": old_expiry.isoformat()},
+        new={"expires_at": current.expires_at.isoformat()},
+    )
+    email, link = current.email, link_for(token)
+    transaction.on_commit(lambda: _send_invitation(email, locked.name, actor.email, link))
+    return current
+
+
+@transaction.atomic
+def revoke_invitation(*, actor: User, invitation: Invitation) -> Invitation:
+    """Withdraw a pending invitation: its link stops working at once."""
+    locked, current = _locked_pending(invitation)
+    old_expiry = current.expires_at
+    current.expires_at = timezone.now()
+    current.save(update_fields=["expires_at"])
+    log_activity(
+        actor=actor,
+        action=Action.INVITATION_REVOKED,
+        enterprise=locked,
+        target=current.email,
+        old={"expires_at": old_expiry.isoformat()},
+        new={"expires_at": current.expires_at.isoformat()},
+    )
+    return current
+
+
 def open_invitation(token: str) -> Invitation | None:
     """The unexpired, unused invitation behind a link token, or None."""
     if not token:

@@ -69,6 +69,14 @@ class TokenPurchase(AppendOnlyModel):
         return f"{self.enterprise} {self.reference}"
 
 
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def pending(self, enterprise: Enterprise) -> InvitationQuerySet:
+        """Not accepted, not expired, not revoked: the Users page's pending invitations."""
+        return self.filter(
+            enterprise=enterprise, accepted_at__isnull=True, expires_at__gt=timezone.now()
+        )
+
+
 class Invitation(models.Model):
     """An admin's invitation to join; the person accepts through the emailed link."""
 
@@ -80,6 +88,8 @@ class Invitation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
@@ -48,7 +49,8 @@ def refuse_short_pool(enterprise: Enterprise, needed: int, who: str) -> None:
     if free < needed:
         raise Refused(
             f"{who} needs {fmt(needed)} inference tokens but only {fmt(max(free, 0))} are "
-            "unassigned. Lower someone's allocation or buy more tokens first.",
+            "unassigned. Lower someone's allocation or buy more tokens first: contact us at "
+            f"{settings.SALES_EMAIL}.",
             code="over_pool",
         )
 

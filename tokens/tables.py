@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from accounts.models import User
+from accounts.models import STATUS_LABELS, User
 from asksage_admin.core.tables import BaseTable, TokenColumn
 from tokens.queries import PoolTotals
 
@@ -87,7 +87,7 @@ class LeanRow(NamedTuple):
 
 
 _ROLES = dict(User.Role.choices)
-_STATUSES = dict(User.Status.choices)
+_STATUSES = STATUS_LABELS
 
 
 class UserTable(BaseTable):

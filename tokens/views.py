@@ -8,15 +8,16 @@ call to a tokens service. The pages that show usage live in metrics.user_views.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import ConsoleRequest, console_view, get_enterprise_user
 from accounts.stepup import step_up_required
@@ -24,6 +25,7 @@ from asksage_admin.core.errors import Refused, json_error, refusal_response
 from asksage_admin.core.fields import parse_token_count
 from tokens import invitations, membership, pool
 from tokens.forms import AddUserForm, RoleForm
+from tokens.models import Invitation
 from tokens.pool import AllocationChange
 from tokens.queries import pool_totals
 
@@ -124,9 +126,7 @@ def user_add(request: ConsoleRequest) -> HttpResponse:
                 actor=request.user,
                 enterprise=request.enterprise,
                 email=form.cleaned_data["email"],
-                link_for=lambda token: request.build_absolute_uri(
-                    reverse("invitation", args=[token])
-                ),
+                link_for=_invitation_link(request),
             )
         except Refused as exc:
             form.add_error("email", exc.message)
@@ -157,8 +157,65 @@ def user_status(request: ConsoleRequest, user_id: int) -> HttpResponse:
     except Refused as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{user.email} {action}d.")
+        messages.success(request, _STATUS_DONE[action].format(email=user.email))
     return redirect("console:user_detail", user_id=user.pk)
+
+
+_STATUS_DONE = {
+    "disable": "{email} is disabled: status Banned (disabled). They were signed out.",
+    "activate": "{email} is active again: status Paid.",
+}
+
+
+@require_GET
+@console_view(write=True)
+def user_disable_confirm(request: ConsoleRequest, user_id: int) -> HttpResponse:
+    """The question before a disable: it signs the person out at once, so no one-click accident."""
+    user = get_enterprise_user(request, user_id)
+    if user.is_banned:
+        return redirect("console:user_detail", user_id=user.pk)
+    return render(request, "tokens/user_disable_confirm.html", {"person": user})
+
+
+def _invitation_link(request: HttpRequest) -> Callable[[str], str]:
+    return lambda token: request.build_absolute_uri(reverse("invitation", args=[token]))
+
+
+def _get_enterprise_invitation(request: ConsoleRequest, invitation_id: int) -> Invitation:
+    """An invitation of the request's enterprise; anyone else's id is a 404."""
+    return get_object_or_404(Invitation, pk=invitation_id, enterprise=request.enterprise)
+
+
+@require_POST
+@console_view(write=True)
+@step_up_required
+def invitation_resend(request: ConsoleRequest, invitation_id: int) -> HttpResponse:
+    found = _get_enterprise_invitation(request, invitation_id)
+    try:
+        done = invitations.resend_invitation(
+            actor=request.user, invitation=found, link_for=_invitation_link(request)
+        )
+    except Refused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"New invitation sent to {done.email}; the old link no longer works."
+        )
+    return redirect(reverse("console:users") + "#pending-invitations")
+
+
+@require_POST
+@console_view(write=True)
+@step_up_required
+def invitation_revoke(request: ConsoleRequest, invitation_id: int) -> HttpResponse:
+    found = _get_enterprise_invitation(request, invitation_id)
+    try:
+        done = invitations.revoke_invitation(actor=request.user, invitation=found)
+    except Refused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Invitation to {done.email} revoked; its link no longer works.")
+    return redirect(reverse("console:users") + "#pending-invitations")
 
 
 @require_POST

@@ -96,6 +96,8 @@ class ActivityLog(AppendOnlyModel):
         API_KEY_REVOKED = "api_key_revoked", "API key revoked"
         API_KEY_USED = "api_key_used", "API key used"
         INVITATION_DECLINED = "invitation_declined", "Invitation declined"
+        INVITATION_RESENT = "invitation_resent", "Invitation resent"
+        INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
         ACCOUNT_CREATED = "account_created", "Account created by staff"
         ACCOUNT_UPDATED = "account_updated", "Account changed by staff"
         MFA_DEVICE_REMOVED = "mfa_device_removed", "MFA device removed by staff"

@@ -8,6 +8,9 @@ import sys
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
+from django.utils.cache import patch_cache_control
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -71,6 +74,18 @@ def readyz(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"status": "migrating", "pending_migrations": pending}, status=503)
     _migrated = True
     return JsonResponse({"status": "ok", "database": "ok", "migrations": "applied"})
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and crawlers ask for /favicon.ico whatever the page says: send them the SVG.
+
+    A temporary redirect, cached for a day: in production the static URL carries a content
+    hash that changes with the file.
+    """
+    response = redirect(static("img/favicon.svg"))
+    patch_cache_control(response, public=True, max_age=24 * 3600)
+    return response
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

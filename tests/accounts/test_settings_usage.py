@@ -79,3 +79,9 @@ def test_user_without_enterprise_is_told_there_is_no_allocation(db):
 
 def test_admin_sees_own_usage_too(org_admin_client):
     assert "Used this month" in usage_section(org_admin_client)
+
+
+def test_member_usage_panel_names_the_sales_contact(member_client):
+    body = member_client.get("/settings/").content.decode()
+    panel = body[body.index('id="usage"') :]
+    assert 'contact us at <a href="mailto:sales@asksage.ai">sales@asksage.ai</a>' in panel

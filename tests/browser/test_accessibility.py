@@ -132,7 +132,13 @@ def test_console_pages_as_admin(page, live_server, audit, demo):
     admin = User.objects.get(email=DEMO_ADMIN)
     sign_in(page, live_server, admin)
     member = User.objects.get(email=DEMO_MEMBER)
-    paths = [*CONSOLE_PAGES, f"/org/users/{member.pk}/", "/settings/", "/mfa/backup-codes/"]
+    paths = [
+        *CONSOLE_PAGES,
+        f"/org/users/{member.pk}/",
+        f"/org/users/{member.pk}/disable/",
+        "/settings/",
+        "/mfa/backup-codes/",
+    ]
     _assert_clean(_check(page, audit, "admin", paths))
 
 

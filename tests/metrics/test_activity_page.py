@@ -71,7 +71,7 @@ def test_times_are_shown_in_the_enterprise_time_zone():
     admin = factories.make_user("a@kiwi.test", enterprise=enterprise, role="admin")
     log_at(datetime(2025, 1, 31, 11, 30, tzinfo=UTC), enterprise=enterprise, target="x")
     body = factories.verified_client(admin).get("/org/activity/").content.decode()
-    assert "2025-02-01 00:30:00" in body
+    assert "1 Feb 2025, 00:30 NZDT" in body
 
 
 def test_reversed_date_range_is_refused_with_a_message(org_admin_client, org_admin):

@@ -182,3 +182,10 @@ def test_assigned_already_over_may_still_go_down(org_admin, enterprise):
     User.objects.filter(pk=b.pk).update(status=User.Status.BANNED)
     _save(org_admin, enterprise, AllocationChange(b.pk, "inference", 0, MIN))
     assert reload(b).max_inference_tokens == 0
+
+
+def test_over_pool_refusal_names_the_sales_contact(org_admin_client, enterprise):
+    buy(enterprise, 150_000)
+    factories.make_user("new@elsewhere.test")
+    response = org_admin_client.post("/org/users/add/", {"email": "new@elsewhere.test"})
+    assert "contact us at sales@asksage.ai" in response.content.decode()

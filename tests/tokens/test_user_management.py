@@ -159,3 +159,39 @@ def test_other_enterprise_user_is_404_for_status_and_role(org_admin_client, othe
 
 def test_status_change_needs_post(org_admin_client, member):
     assert org_admin_client.get(f"/org/users/{member.pk}/status/").status_code == 405
+
+
+def test_disable_asks_first_without_changing_anything(org_admin_client, member):
+    response = org_admin_client.get(f"/org/users/{member.pk}/disable/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f"Disable {member.email}?" in body
+    assert "They are signed out at once and cannot sign in until an admin activates them." in body
+    assert f'action="/org/users/{member.pk}/status/"' in body
+    assert reload(member).status == "paid"
+    assert logs("user_disabled") == []
+
+
+def test_user_page_links_to_the_question_not_a_one_click_disable(org_admin_client, member):
+    body = org_admin_client.get(f"/org/users/{member.pk}/").content.decode()
+    assert f'href="/org/users/{member.pk}/disable/"' in body
+    assert 'value="disable"' not in body
+
+
+def test_disable_question_is_refused_to_auditors_and_other_enterprises(
+    auditor_client, other_admin_client, member
+):
+    assert auditor_client.get(f"/org/users/{member.pk}/disable/").status_code == 403
+    assert other_admin_client.get(f"/org/users/{member.pk}/disable/").status_code == 404
+
+
+def test_disabled_user_reads_banned_disabled_everywhere(org_admin_client, member):
+    response = org_admin_client.post(
+        f"/org/users/{member.pk}/status/", {"action": "disable"}, follow=True
+    )
+    body = response.content.decode()
+    assert "is disabled: status Banned (disabled)" in body
+    assert '<span class="badge badge-banned">Banned (disabled)</span>' in body
+    users = org_admin_client.get("/org/users/?status=banned").content.decode()
+    assert '<option value="banned" selected>Banned (disabled)</option>' in users
+    assert member.email in users
