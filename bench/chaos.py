@@ -27,6 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.http_server import wait_until_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_NAME = "asksage-chaos"
 MIN = 200_000
@@ -70,17 +72,8 @@ def _start_gunicorn(port: int, workers: int, database_url: str) -> subprocess.Po
     ]  # fmt: skip
     # A fixed argument list of our own: no untrusted input reaches the command line.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("gunicorn did not answer /healthz within 30 s")
+    wait_until_healthy(proc, port, seconds=30)
+    return proc
 
 
 def _post(port: int, path: str, body: dict, headers: dict) -> tuple[int, dict]:

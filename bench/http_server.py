@@ -40,11 +40,33 @@ class Server:
         return int(children.split()[0])
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        stop(self.proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End a server started in its own session, and every process it forked."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_until_healthy(
+    proc: subprocess.Popen, port: int, *, seconds: float, headers: dict[str, str] | None = None
+) -> None:
+    """Return once /healthz answers 200; stop the server and exit if it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz", headers=headers or {})
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    stop(proc)
+    raise SystemExit(f"gunicorn did not start (or did not answer /healthz within {seconds:g} s)")
 
 
 def password_role_url() -> str:
@@ -115,14 +137,5 @@ def start(app_dir: Path, port: int, database_url: str, workers: int = 1) -> Serv
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=app_dir, env=env, start_new_session=True)  # noqa: S603
     server = Server(proc, port, database_url, secret_key)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
-            if conn.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.3)
-    server.stop()
-    raise SystemExit("gunicorn did not start (or did not answer /healthz within 30 s)")
+    wait_until_healthy(proc, port, seconds=30, headers={"X-Forwarded-Proto": "https"})
+    return server

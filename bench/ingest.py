@@ -21,7 +21,6 @@ import multiprocessing as mp
 import os
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import pgbench
+from bench.http_server import stop, wait_until_healthy
 from bench.report import median, percentile, table, verdict
 from bench.scale import BIG
 
@@ -119,25 +119,8 @@ def _start_gunicorn(port: int, dsn: dict[str, str], workers: int | None) -> subp
     cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "asksage_admin.wsgi"]
     # A fixed argument list of our own: no untrusted input reaches the command line.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    _stop(proc)
-    raise SystemExit("gunicorn did not answer /healthz within 60 s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    wait_until_healthy(proc, port, seconds=60)
+    return proc
 
 
 def _events(prefix: str, start: int, count: int, emails: list[str]) -> list[dict]:
@@ -488,7 +471,7 @@ def run_ingest(
                 ]
             )
     finally:
-        _stop(proc)
+        stop(proc)
     unit = "events/s (quota: checks/s)"
     table(
         f"Ingest, {unit}: {clients} clients x {seconds:g} s each; API = gunicorn -c "
