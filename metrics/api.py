@@ -37,6 +37,7 @@ from asksage_admin.core.retry import run_transaction
 from asksage_admin.core.telemetry import count_ingest, count_quota
 from metrics import ingest, keys, quota
 from metrics.models import IntegrationKey
+from metrics.usage_events import unstorable
 
 ERROR_STATUS = {"too_many_events": 413, "empty_batch": 422, "invalid": 422}
 
@@ -117,18 +118,10 @@ def _field(payload: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         message = f"{name} is required and must be {_JSON_TYPES[kind]}."
         raise BadRequest(400, "invalid_request", message, field=name)
-    if isinstance(value, str) and ("\x00" in value or not _encodable(value)):
-        # JSON may carry NUL or lone surrogates ("\udb1e"); PostgreSQL stores neither.
-        raise BadRequest(400, "invalid_request", f"{name} is not valid Unicode text.", field=name)
+    problem = unstorable(value) if isinstance(value, str) else ""
+    if problem:
+        raise BadRequest(400, "invalid_request", f"{name} {problem}", field=name)
     return value
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @api_view

@@ -77,15 +77,23 @@ def _text(
         raise InvalidEvent(field, f"{field} must be a non-empty string.")
     if len(value) > max_length:
         raise InvalidEvent(field, f"{field} must be at most {max_length} characters.")
-    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded: refuse
-    # them here so one odd event cannot fail the whole batch's INSERT.
+    # Refused here so one odd event cannot fail the whole batch's INSERT.
+    problem = unstorable(value)
+    if problem:
+        raise InvalidEvent(field, f"{field} {problem}")
+    return value
+
+
+def unstorable(value: str) -> str:
+    """Why PostgreSQL could not store this text ("" when it can): NUL, or lone surrogates
+    that JSON escapes ("\\udb1e") can carry but UTF-8 cannot encode."""
     if "\x00" in value:
-        raise InvalidEvent(field, f"{field} must not contain NUL characters.")
+        return "must not contain NUL characters."
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidEvent(field, f"{field} is not valid Unicode text.") from None
-    return value
+        return "is not valid Unicode text."
+    return ""
 
 
 def _parse_occurred_at(raw: dict, now: datetime) -> datetime:

@@ -21,6 +21,7 @@ from accounts.models import Enterprise, User
 from asksage_admin.core.audit import Action, log_activities, log_activity
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.fields import MAX_TOKENS
+from asksage_admin.core.formats import tokens as fmt
 from asksage_admin.core.retry import retrying
 from tokens.models import TokenPurchase
 from tokens.queries import assigned_totals
@@ -33,10 +34,6 @@ COLUMNS = {
     "inference": ("max_inference_tokens", "inference", "Max Inference Tokens"),
     "embedding": ("max_embedding_tokens", "training", "Max Embedding Tokens"),
 }
-
-
-def fmt(n: int) -> str:
-    return f"{n:,}"
 
 
 def purchased_totals(enterprise: Enterprise) -> dict[str, int]:
