@@ -5,12 +5,19 @@ CSRF and messages have nothing to do there, and each costs time (and, for sessio
 query) on the hottest path. This middleware sits right after the request-context
 middleware (request id and client address still reach the activity log) and calls the API
 view directly; any other path, or an /api/ path that does not resolve, goes on as usual.
+
+It also spares the API Django's per-request database health check (a `SELECT 1` round
+trip before the first query) when the rate limiter runs: the limiter's UPSERT is then every
+API request's first statement and replaces a dropped connection itself
+(asksage_admin.core.ratelimit), so a connection the server closed still costs no error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_resolver
 
@@ -33,6 +40,8 @@ class ApiDispatchMiddleware:
         except Resolver404:
             return self.get_response(request)
         request.resolver_match = match
+        if settings.API_RATE_LIMIT_PER_MINUTE > 0:
+            connection.health_check_done = True
         try:
             return match.func(request, *match.args, **match.kwargs)
         except Exception as exc:

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import JsonResponse
 
 from asksage_admin.core.errors import json_error
 from asksage_admin.core.models import RateBucket
+from asksage_admin.core.retry import discard_connection, is_connection_lost
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,26 @@ def take_token(key: str, *, per_minute: int, burst: int, now: float | None = Non
     rate = per_minute / 60.0
     now = time.time() if now is None else now
     params: dict[str, str | float] = {"key": key, "burst": float(burst), "rate": rate, "now": now}
-    with connection.cursor() as cursor:
-        cursor.execute(_upsert_sql(connection.vendor), params)
-        tokens, allowed = cursor.fetchone()
+    try:
+        tokens, allowed = _upsert(params)
+    except (OperationalError, InterfaceError) as exc:
+        # The API skips Django's per-request `SELECT 1` health check because this is its
+        # first statement: a connection the server dropped while idle is replaced here, once.
+        # Retrying is harmless (at worst one more token spent) and only outside a transaction.
+        if connection.in_atomic_block or not is_connection_lost(exc):
+            raise
+        discard_connection()
+        tokens, allowed = _upsert(params)
     if allowed:
         return RateDecision(True, 0)
     return RateDecision(False, max(1, math.ceil((1 - tokens) / rate)))
+
+
+def _upsert(params: dict[str, str | float]) -> tuple[float, bool]:
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(connection.vendor), params)
+        tokens, allowed = cursor.fetchone()
+    return tokens, allowed
 
 
 def limit_api_key(key_id: int) -> JsonResponse | None:

@@ -72,12 +72,12 @@ def busy_from(exc: Error) -> DatabaseBusy | None:
     if is_retryable(exc):
         return DatabaseBusy("The database was busy with a conflicting change.")
     if is_connection_lost(exc):
-        _discard_connection()
+        discard_connection()
         return DatabaseBusy("The database connection was lost.")
     return None
 
 
-def _discard_connection() -> None:
+def discard_connection() -> None:
     """Drop a dead connection so the next query opens a fresh one (no restart needed)."""
     try:
         connection.close()

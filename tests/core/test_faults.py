@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections
 
 from accounts.models import User
 from asksage_admin.core.models import ActivityChainHead, ActivityLog
@@ -278,3 +278,61 @@ def test_connection_killed_in_the_middle_of_an_ingest_batch(acme):
     assert api.events(batch).json()["summary"]["duplicate"] == len(batch)
     call_command("reconcile_usage", stdout=io.StringIO())
     _chain_verifies()
+
+
+# -- The API skips Django's per-request health check (one round trip fewer) ----------------
+
+
+def _new_request_on_kept_connection() -> None:
+    """What Django does when a request starts on a kept connection (CONN_HEALTH_CHECKS)."""
+    connection.health_check_done = False
+
+
+def test_the_api_sends_no_health_check_query_and_the_console_does(acme, monkeypatch, client):
+    enterprise, admin, members = acme
+    _, plaintext = make_key()
+    api = Api(plaintext)
+    client.force_login(members[0])
+    assert api.quota(members[0].email).status_code == 200  # the connection is open
+    checks = []
+    wrapper = connections["default"]
+    original = wrapper.is_usable
+    monkeypatch.setattr(wrapper, "is_usable", lambda: checks.append(1) or original())
+    _new_request_on_kept_connection()
+    assert api.quota(members[0].email).status_code == 200
+    assert api.events([event("hc-1", members[0].email)]).status_code == 200
+    assert checks == []
+    _new_request_on_kept_connection()
+    assert client.get("/settings/").status_code == 200  # reads the session: a query
+    assert checks == [1]
+
+
+@pytest.mark.parametrize("call", ["quota", "events"])
+def test_a_connection_the_server_dropped_between_api_requests_costs_no_error(acme, call):
+    """Without the health check, the rate limiter's first statement reopens the connection."""
+    enterprise, admin, members = acme
+    _, plaintext = make_key()
+    api = Api(plaintext)
+    assert api.quota(members[0].email).status_code == 200
+    _kill_own_backend()
+    _new_request_on_kept_connection()
+    if call == "quota":
+        response = api.quota(members[0].email)
+        assert response.status_code == 200, response.content
+        assert response.json()["decision"] == "allowed"
+    else:
+        response = api.events([event("dropped-1", members[0].email)])
+        assert response.status_code == 200, response.content
+        assert response.json()["results"][0]["status"] == "recorded"
+    assert connection.connection.info.backend_pid  # a fresh, working connection
+
+
+def test_without_the_rate_limiter_the_api_keeps_the_health_check(acme, settings):
+    enterprise, admin, members = acme
+    settings.API_RATE_LIMIT_PER_MINUTE = 0
+    _, plaintext = make_key()
+    api = Api(plaintext)
+    assert api.quota(members[0].email).status_code == 200
+    _kill_own_backend()
+    _new_request_on_kept_connection()
+    assert api.quota(members[0].email).status_code == 200
