@@ -41,7 +41,7 @@ class ApiDispatchMiddleware:
             return self.get_response(request)
         request.resolver_match = match
         if settings.API_RATE_LIMIT_PER_MINUTE > 0:
-            connection.health_check_done = True
+            connection.health_check_done = True  # type: ignore[attr-defined]  # set by Django 4.1+
         try:
             return match.func(request, *match.args, **match.kwargs)
         except Exception as exc:
