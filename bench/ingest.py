@@ -14,12 +14,12 @@ at the same rate; and one request at that rate split into Python, JSON and SQL i
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import multiprocessing as mp
 import os
 import random
+import resource
 import secrets
 import subprocess
 import sys
@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import pgbench
+from bench.http_client import KeepAliveClient, group_cpu_seconds, process_cpu_seconds
 from bench.http_server import stop, wait_until_healthy
 from bench.report import median, percentile, table, verdict
 from bench.scale import BIG
@@ -41,6 +42,8 @@ TARGETS = {"single event": 0.25, "1,000-event batch": 0.5, "quota check": 0.25}
 OPEN_LOOP_SHARE = 0.5
 OPEN_LOOP_P99_MS = 20.0
 BENCH_ROLE = "bench"
+JSON = {"Content-Type": "application/json"}
+WARM_UP_SECONDS = 2.0
 ACCESS_LOG = Path(tempfile.gettempdir(), "bench-gunicorn-access.log")
 
 
@@ -142,44 +145,43 @@ def http_worker(port: int, key: str, emails: list[str], batch: int, seconds: flo
     """One integration: POST on one kept-alive connection until time is up.
 
     batch > 0: usage batches of that size (events recorded count); batch == 0: quota checks.
+    Reports (done, errors, latencies, CPU seconds this client spent).
     """
     prefix = f"http-{uuid.uuid4().hex[:12]}"
     rng = random.Random(prefix)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    client = KeepAliveClient(port, {"Authorization": f"Bearer {key}", **JSON})
     sent = done = errors = 0
     latencies: list[float] = []
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    cpu_before = process_cpu_seconds()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if batch:
             # Start anywhere in the user list, as the pgbench side picks a random window.
             start = rng.randrange(len(emails)) if sent == 0 else sent
-            body = json.dumps({"events": _events(prefix, start, batch, emails)})
+            body = json.dumps({"events": _events(prefix, start, batch, emails)}).encode()
             url = "/api/v1/usage/events"
         else:
-            body = json.dumps({"user": rng.choice(emails), "kind": "inference", "tokens": 10})
+            body = (
+                b'{"user": "%s", "kind": "inference", "tokens": 10}' % rng.choice(emails).encode()
+            )
             url = "/api/v1/quota/check"
         began = time.perf_counter()
         try:
-            conn.request("POST", url, body=body, headers=headers)
-            response = conn.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException):
+            status, payload = client.post(url, body)
+        except (OSError, ValueError):
             errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             continue
         latencies.append((time.perf_counter() - began) * 1000)
         sent += batch
-        if response.status != 200:
+        if status != 200:
             errors += 1
         elif batch:
             results = json.loads(payload)["results"]
             done += sum(1 for r in results if r["status"] == "recorded")
         else:
             done += 1
-    conn.close()
-    queue.put((done, errors, latencies))
+    client.close()
+    queue.put((done, errors, latencies, process_cpu_seconds() - cpu_before))
 
 
 def paced_worker(
@@ -194,8 +196,7 @@ def paced_worker(
     (no coordinated omission). time.monotonic is one clock for all processes on Linux.
     """
     prefix = f"open-{uuid.uuid4().hex[:12]}"
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    client = KeepAliveClient(port, {"Authorization": f"Bearer {key}", **JSON})
     from_due: list[float] = []
     from_send: list[float] = []
     errors = 0
@@ -203,22 +204,19 @@ def paced_worker(
         due = start_at + i * interval
         if (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
-        body = json.dumps({"events": _events(prefix, i, 1, emails)})
+        body = json.dumps({"events": _events(prefix, i, 1, emails)}).encode()
         sent = time.monotonic()
         ok = False
         try:
-            conn.request("POST", "/api/v1/usage/events", body=body, headers=headers)
-            response = conn.getresponse()
-            payload = response.read()
-            ok = response.status == 200 and json.loads(payload)["summary"]["recorded"] == 1
-        except (OSError, http.client.HTTPException, ValueError, KeyError):
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            status, payload = client.post("/api/v1/usage/events", body)
+            ok = status == 200 and json.loads(payload)["summary"]["recorded"] == 1
+        except (OSError, ValueError, KeyError):
+            pass
         finished = time.monotonic()
         errors += not ok
         from_due.append((finished - due) * 1000)
         from_send.append((finished - sent) * 1000)
-    conn.close()
+    client.close()
     queue.put((from_due, from_send, errors))
 
 
@@ -388,7 +386,10 @@ def single_request_breakdown(key: str, emails: list[str], rate: float, requests:
     )  # fmt: skip
 
 
-def _run_clients(args: tuple, clients: int, seconds: float) -> tuple[float, int, list[float]]:
+def _run_clients(
+    args: tuple, clients: int, seconds: float
+) -> tuple[float, int, list[float], float]:
+    """(done/s, errors, latencies, client CPU seconds) of `clients` http_worker processes."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     procs = [ctx.Process(target=http_worker, args=(*args, seconds, queue)) for _ in range(clients)]
@@ -401,7 +402,13 @@ def _run_clients(args: tuple, clients: int, seconds: float) -> tuple[float, int,
         proc.join()
     done = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
-    return done / elapsed, errors, [ms for r in results for ms in r[2]]
+    return done / elapsed, errors, [ms for r in results for ms in r[2]], sum(r[3] for r in results)
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children (pgbench runs as one)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _windows(emails: list[str], size: int, count: int = 5) -> list[list[str]]:
@@ -443,18 +450,35 @@ def run_ingest(
     ACCESS_LOG.unlink(missing_ok=True)  # this run's lines only
     proc = _start_gunicorn(port, dsn, workers)
     rows = []
+    cpu_rows: list[list[str]] = []
     open_rate = 0.0
     try:
         for label, batch, scripts in shapes:
-            api_rate, api_errors, api_ms = _run_clients(
+            # Warm up first (each worker's first requests open its database connection and
+            # load the URL resolvers): pgbench, too, leaves connection set-up out of its rate.
+            _run_clients((port, plaintext, emails, batch), clients, WARM_UP_SECONDS)
+            server_cpu = group_cpu_seconds(proc.pid)
+            api_rate, api_errors, api_ms, client_cpu = _run_clients(
                 (port, plaintext, emails, batch), clients, seconds
             )
+            server_cpu = group_cpu_seconds(proc.pid) - server_cpu
+            api_requests = len(api_ms)
             if batch == 1 and open_seconds > 0:
                 # The closed-loop single-event rate is the maximum; the open loop runs at half.
                 open_rate = _open_loop_phase(
                     port, plaintext, emails, api_rate, open_seconds, clients, (scripts, dsn)
                 )
+            pgbench_cpu = _children_cpu_seconds()
             ceiling_run = pgbench.run(scripts, dsn=dsn, clients=clients, seconds=seconds)
+            pgbench_cpu = _children_cpu_seconds() - pgbench_cpu
+            cpu_rows.append(
+                [
+                    label,
+                    f"{1000 * client_cpu / max(api_requests, 1):.2f}",
+                    f"{1000 * server_cpu / max(api_requests, 1):.2f}",
+                    f"{1000 * pgbench_cpu / max(len(ceiling_run.latencies_ms), 1):.3f}",
+                ]
+            )
             ceiling_rate = ceiling_run.tps * max(batch, 1)
             ratio = api_rate / ceiling_rate if ceiling_rate else 0.0
             rows.append(
@@ -489,6 +513,11 @@ def run_ingest(
             "result",
         ],
         rows,
+    )
+    table(
+        "CPU per request, ms (same run): the load generators share the 2 cores with the server",
+        ["request shape", "API client", "gunicorn + Django", "pgbench client"],
+        cpu_rows,
     )
     print(f"Database connection: {auth_note}")
     print(f"Access log (with request ids): {ACCESS_LOG}\n", flush=True)
