@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
@@ -175,15 +176,14 @@ def raise_alerts(
             return default_alert_thresholds()
         return [int(t) for t in s.thresholds] if s.enabled else []
 
-    due = []
+    due: list[tuple[int, int | None, str, int, dt.date, int, int]] = []
     for (user_id, month), used in monthly.items():
         user = users[user_id]
         cap = user.max_inference_tokens
         for pct in thresholds(user.enterprise_id) if cap > 0 else []:
             if used * 100 >= pct * cap:
-                due.append(
-                    (user.enterprise_id, user_id, AlertPool.INFERENCE, pct, month, cap, used)
-                )
+                owner = cast(int, user.enterprise_id)  # ingest keeps enterprise users only
+                due.append((owner, user_id, AlertPool.INFERENCE, pct, month, cap, used))
     for enterprise_id, month in embedding.items():
         used = EnterpriseMonthlyUsage.objects.filter(enterprise_id=enterprise_id).aggregate(
             n=Sum("embedding_tokens", default=0)
@@ -228,23 +228,27 @@ def deliver_due(*, now: dt.datetime | None = None, limit: int = 100) -> Delivery
     twice; the row lock is held while the email leaves, and the outcome is saved with it.
     """
     report = Delivery()
+    moment = now or timezone.now()
+    tried: list[int] = []  # one attempt per alert and pass, whatever the back-off
     for _ in range(limit):
         with transaction.atomic():
             alert = (
                 UsageAlert.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(sent_at__isnull=True, next_attempt_at__lte=now or timezone.now())
+                .filter(sent_at__isnull=True, next_attempt_at__lte=moment)
+                .exclude(pk__in=tried)
                 .select_related("user", "enterprise")
                 .order_by("next_attempt_at", "id")
                 .first()
             )
             if alert is None:
                 break
+            tried.append(alert.pk)
             try:
                 recipients = _send(alert)
             except Exception as exc:
                 alert.attempts += 1
                 delay = min(FIRST_RETRY * 2 ** (alert.attempts - 1), MAX_RETRY)
-                alert.next_attempt_at = timezone.now() + delay
+                alert.next_attempt_at = moment + delay
                 alert.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 alert.save(update_fields=["attempts", "next_attempt_at", "last_error"])
                 logger.warning(
