@@ -1,0 +1,82 @@
+"""Usage alerts under concurrent ingest (PostgreSQL): exactly one per threshold and period."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import pytest
+
+from metrics.models import MonthlyUsage, UsageAlert
+from tests import factories
+from tests.concurrency import run_together, succeeded
+from tests.metrics.helpers import make_purchase
+from tests.metrics.usage_helpers import Api, event, make_key, statuses
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+THREADS = 8
+
+
+def test_concurrent_batches_raise_exactly_one_alert_per_threshold_and_month(enterprise):
+    user = factories.make_user("busy@acme.test", enterprise=enterprise, inference=8_000)
+    other = factories.make_user("other@acme.test", enterprise=enterprise, inference=8_000)
+    _key, plaintext = make_key()
+
+    def work(n: int) -> list[str]:
+        api, seen = Api(plaintext), []
+        # 8 threads x 5 batches x 2 x 125 tokens: busy@ reaches 10,000 of 8,000 in January
+        # and in February (other@ 5,000); every batch may be the one that crosses.
+        for b in range(5):
+            for month in ("2026-01-20T10:00:00Z", "2026-02-20T10:00:00Z"):
+                tag = f"{month[:7]}-t{n}-b{b}"
+                batch = [
+                    event(f"{tag}-1", user.email, tokens=125, occurred_at=month),
+                    event(f"{tag}-2", user.email, tokens=125, occurred_at=month),
+                    event(f"{tag}-o", other.email, tokens=125, occurred_at=month),
+                ]
+                response = api.events(batch)
+                assert response.status_code == 200, response.content
+                seen += statuses(response)
+        return seen
+
+    results = succeeded(run_together([functools.partial(work, n) for n in range(THREADS)]))
+
+    assert {s for r in results for s in r} == {"recorded"}
+    jan, feb = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
+    assert MonthlyUsage.objects.get(user=user, month=jan).inference_tokens == 10_000
+    assert MonthlyUsage.objects.get(user=other, month=jan).inference_tokens == 5_000
+    got = sorted(UsageAlert.objects.values_list("user__email", "threshold", "period").order_by())
+    assert got == [
+        ("busy@acme.test", 80, jan),
+        ("busy@acme.test", 80, feb),
+        ("busy@acme.test", 100, jan),
+        ("busy@acme.test", 100, feb),
+    ]
+    # Each alert records the total that crossed it: at or past the threshold, not far past.
+    for alert in UsageAlert.objects.all():
+        assert alert.threshold * 80 <= alert.used < alert.threshold * 80 + 250 * THREADS
+
+
+def test_concurrent_embedding_batches_raise_one_training_pool_alert_per_threshold(enterprise):
+    make_purchase(enterprise, training=100_000)
+    users = [
+        factories.make_user(f"t{n}@acme.test", enterprise=enterprise, embedding=50_000)
+        for n in range(THREADS)
+    ]
+    _key, plaintext = make_key()
+
+    def work(n: int) -> None:
+        api = Api(plaintext)
+        for b in range(4):  # 8 x 4 x 3,500 = 112,000: past 80 % and 100 % of the pool
+            response = api.events(
+                [event(f"e-{n}-{b}", users[n].email, kind="embedding", tokens=3_500)]
+            )
+            assert response.status_code == 200, response.content
+
+    succeeded(run_together([functools.partial(work, n) for n in range(THREADS)]))
+    # Two batches committing together may each miss the other's tokens; the next batch
+    # that draws on the pool raises what they missed (still once: the unique index).
+    Api(plaintext).events([event("last", users[0].email, kind="embedding", tokens=1)])
+
+    got = sorted(UsageAlert.objects.values_list("pool", "threshold", "cap"))
+    assert got == [("training", 80, 100_000), ("training", 100, 100_000)]
