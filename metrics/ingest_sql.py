@@ -77,9 +77,14 @@ WITH input AS (
     ON CONFLICT (enterprise_id, month, model) DO UPDATE SET
         inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
         embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
+), alert_add AS (
+    -- Usage alerts (metrics.alerts). This batch's inference per user and month: with the
+    -- total after it (`monthly`, exact under the row lock) it tells who crossed a threshold.
+    SELECT user_id, month, sum(tokens) AS added FROM ins WHERE kind = 'inference'
+    GROUP BY user_id, month
 ), alert_pool AS (
-    -- Usage alerts (metrics.alerts). Enterprises whose training pool this batch drew on:
-    -- lifetime embedding after the batch (snapshot + this batch) and the purchased pool.
+    -- Enterprises whose training pool this batch drew on: lifetime embedding after the
+    -- batch (snapshot + this batch) and the purchased training pool.
     SELECT enterprise_id, max(month) AS month,
            sum(tokens) + (SELECT coalesce(sum(r.embedding_tokens), 0)
                             FROM metrics_enterprisemonthlyusage r
@@ -88,34 +93,29 @@ WITH input AS (
              WHERE p.enterprise_id = ins.enterprise_id) AS cap
     FROM ins WHERE kind = 'embedding' GROUP BY enterprise_id
 ), alert_due AS (
-    -- Thresholds reached and not yet alerted; [80, 100] mirrors default_alert_thresholds.
-    SELECT u.enterprise_id, m.user_id, 'inference' AS pool, t.pct::int AS threshold,
-           m.month AS period, u.max_inference_tokens AS cap, m.inference_tokens AS used
-    FROM monthly m JOIN users u ON u.id = m.user_id
-    LEFT JOIN metrics_alertsettings s ON s.enterprise_id = u.enterprise_id
-    CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(s.thresholds, '[80, 100]')) t(pct)
-    WHERE u.max_inference_tokens > 0 AND coalesce(s.enabled, true)
-      AND m.inference_tokens * 100 >= t.pct::bigint * u.max_inference_tokens
-      AND NOT EXISTS (SELECT 1 FROM metrics_usagealert a
-                      WHERE a.user_id = m.user_id AND a.threshold = t.pct::int
-                        AND a.period = m.month AND a.pool = 'inference')
+    SELECT u.enterprise_id, m.user_id, 'inference' AS pool, m.month AS period,
+           u.max_inference_tokens AS cap, m.inference_tokens - a.added AS before,
+           m.inference_tokens AS used
+    FROM monthly m JOIN alert_add a ON a.user_id = m.user_id AND a.month = m.month
+    JOIN users u ON u.id = m.user_id
+    WHERE u.max_inference_tokens > 0
     UNION ALL
-    SELECT p.enterprise_id, NULL, 'training', t.pct::int, p.month, p.cap, p.used
-    FROM alert_pool p
-    LEFT JOIN metrics_alertsettings s ON s.enterprise_id = p.enterprise_id
-    CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(s.thresholds, '[80, 100]')) t(pct)
-    WHERE p.cap > 0 AND coalesce(s.enabled, true) AND p.used * 100 >= t.pct::bigint * p.cap
-      AND NOT EXISTS (SELECT 1 FROM metrics_usagealert a
-                      WHERE a.enterprise_id = p.enterprise_id AND a.threshold = t.pct::int
-                        AND a.cap = p.cap AND a.pool = 'training')
+    -- The pool total is a snapshot: two concurrent batches may both miss a crossing, so
+    -- every batch past a threshold tries (the unique index keeps the first).
+    SELECT enterprise_id, NULL, 'training', month, cap, 0, used FROM alert_pool WHERE cap > 0
 ), alerts AS (
-    -- The outbox row, in this transaction; the unique indexes make a crossing exactly once
-    -- even when concurrent batches both see it (ON CONFLICT waits, then does nothing).
+    -- The outbox row, in this transaction, for thresholds this batch crossed ([80, 100]
+    -- mirrors default_alert_thresholds); ON CONFLICT keeps one per threshold and period.
     INSERT INTO metrics_usagealert (enterprise_id, user_id, pool, threshold, period, cap, used,
                                     created_at, next_attempt_at, attempts, last_error, sent_to)
-    SELECT enterprise_id, user_id, pool, threshold, period, cap, used, %(now)s, %(now)s, 0, '',
-           '[]'
-    FROM alert_due ORDER BY pool, enterprise_id, user_id, threshold, period
+    SELECT d.enterprise_id, d.user_id, d.pool, t.pct::int, d.period, d.cap, d.used,
+           %(now)s, %(now)s, 0, '', '[]'
+    FROM alert_due d
+    LEFT JOIN metrics_alertsettings s ON s.enterprise_id = d.enterprise_id
+    CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(s.thresholds, '[80, 100]')) t(pct)
+    WHERE coalesce(s.enabled, true) AND d.used * 100 >= t.pct::bigint * d.cap
+      AND d.before * 100 < t.pct::bigint * d.cap
+    ORDER BY 3, 1, 2, 4, 5
     ON CONFLICT DO NOTHING
     RETURNING user_id, enterprise_id, pool, threshold, used, period
 )
