@@ -157,15 +157,18 @@ def recent_alerts(enterprise: Enterprise, limit: int = 5) -> list[UsageAlert]:
 def raise_alerts(
     *,
     monthly: dict[tuple[int, dt.date], int],
+    added: dict[tuple[int, dt.date], int],
     users: dict[int, User],
     embedding: dict[int, dt.date],
     now: dt.datetime,
 ) -> None:
     """The SQLite twin of the ingest statement's alert CTEs, inside the ingest transaction.
 
-    `monthly` maps (user, month) to inference after the batch, `embedding` each enterprise
-    that recorded embedding tokens to the batch's latest month. The unique indexes decide
-    duplicates (INSERT OR IGNORE), as ON CONFLICT DO NOTHING does on PostgreSQL.
+    `monthly` maps (user, month) to inference after the batch and `added` to this batch's
+    share of it: a threshold between the two was crossed by this batch. `embedding` maps
+    each enterprise that recorded embedding tokens to the batch's latest month. The unique
+    indexes decide duplicates (INSERT OR IGNORE), as ON CONFLICT DO NOTHING does on
+    PostgreSQL.
     """
     enterprise_ids = {u.enterprise_id for u in users.values()} | set(embedding)
     chosen = {s.enterprise_id: s for s in AlertSettings.objects.filter(pk__in=enterprise_ids)}
@@ -180,8 +183,9 @@ def raise_alerts(
     for (user_id, month), used in monthly.items():
         user = users[user_id]
         cap = user.max_inference_tokens
+        before = used - added.get((user_id, month), 0)
         for pct in thresholds(user.enterprise_id) if cap > 0 else []:
-            if used * 100 >= pct * cap:
+            if before * 100 < pct * cap <= used * 100:
                 owner = cast(int, user.enterprise_id)  # ingest keeps enterprise users only
                 due.append((owner, user_id, AlertPool.INFERENCE, pct, month, cap, used))
     for enterprise_id, month in embedding.items():

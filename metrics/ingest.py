@@ -238,12 +238,16 @@ def _store(
         return
     monthly, lifetime = _upsert_rollups(inserted)
     embedding: dict[int, date] = {}
+    added: dict[tuple[int, date], int] = defaultdict(int)
     for row in inserted:
-        if row.event.kind == UsageKind.EMBEDDING:
+        if row.event.kind == UsageKind.INFERENCE:
+            added[(row.user.pk, row.month)] += row.event.tokens
+        else:
             enterprise_id = cast(int, row.user.enterprise_id)  # rows have an enterprise
             embedding[enterprise_id] = max(row.month, embedding.get(enterprise_id, row.month))
     alerts.raise_alerts(
         monthly=monthly,
+        added=added,
         users={row.user.pk: row.user for row in inserted},
         embedding=embedding,
         now=now,
