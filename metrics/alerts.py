@@ -1,12 +1,12 @@
 """Usage alerts: an email when a user crosses a share of their monthly inference allocation,
 or an enterprise a share of its purchased training pool.
 
-Detection lives in the ingest statement (metrics.ingest_sql, the `alert_due` and `alerts`
-CTEs; `raise_alerts` below on SQLite): the crossing inserts a UsageAlert row in the same
-transaction as the usage, and a unique index makes it once per threshold and period
-whatever the concurrency. That row is the outbox: `deliver_due` (run by `manage.py
-deliver_alerts`) sends it and, while the mail server refuses, retries with back-off, so an
-alert is never lost and never sent per event.
+Detection lives in the ingest statement (metrics.ingest_sql, the `alert_*` CTEs;
+`raise_alerts` below on SQLite): the batch that takes a total from below a threshold to at
+or past it inserts a UsageAlert row in the same transaction as the usage, and a unique index
+keeps it to one per threshold and period whatever the concurrency. That row is the outbox:
+`deliver_due` (run by `manage.py deliver_alerts`) sends it and, while the mail server
+refuses, retries with back-off, so an alert is never lost and never sent per event.
 """
 
 from __future__ import annotations

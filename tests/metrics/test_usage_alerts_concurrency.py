@@ -80,3 +80,26 @@ def test_concurrent_embedding_batches_raise_one_training_pool_alert_per_threshol
 
     got = sorted(UsageAlert.objects.values_list("pool", "threshold", "cap"))
     assert got == [("training", 80, 100_000), ("training", 100, 100_000)]
+
+
+def test_workers_running_together_send_each_alert_once(enterprise, org_admin):
+    from django.core import mail
+
+    from metrics.alerts import deliver_due
+
+    users = [
+        factories.make_user(f"w{n}@acme.test", enterprise=enterprise, inference=100)
+        for n in range(20)
+    ]
+    for user in users:
+        UsageAlert.objects.create(
+            enterprise=enterprise, user=user, pool="inference", threshold=80,
+            period=dt.date(2026, 1, 1), cap=100, used=80,
+        )  # fmt: skip
+
+    reports = succeeded(run_together([lambda: deliver_due(limit=50) for _ in range(4)]))
+
+    assert sum(r.sent for r in reports) == 20
+    assert len(mail.outbox) == 20
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(u.email for u in users)
+    assert not UsageAlert.objects.filter(sent_at__isnull=True).exists()
