@@ -270,3 +270,13 @@ def test_alert_with_nobody_to_tell_is_done_not_retried(api, enterprise, capped):
     assert alerts.deliver_due().sent == 1
     assert mail.outbox == []
     assert UsageAlert.objects.get().sent_to == []
+
+
+def test_operator_sees_the_outbox_in_the_staff_admin(api, capped):
+    sent(api, event("a", capped.email, tokens=820))
+    operator = factories.make_user("op@asksage.test", is_staff=True, is_superuser=True)
+
+    page = factories.verified_client(operator).get("/staff/metrics/usagealert/?sent_at__isempty=1")
+
+    assert page.status_code == 200
+    assert "capped@acme.test" in page.content.decode()
