@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from django.core import mail
+from django.db import connection
 
+from metrics.alerts import deliver_due
 from metrics.models import MonthlyUsage, UsageAlert
 from tests import factories
 from tests.concurrency import run_together, succeeded
@@ -83,10 +92,6 @@ def test_concurrent_embedding_batches_raise_one_training_pool_alert_per_threshol
 
 
 def test_workers_running_together_send_each_alert_once(enterprise, org_admin):
-    from django.core import mail
-
-    from metrics.alerts import deliver_due
-
     users = [
         factories.make_user(f"w{n}@acme.test", enterprise=enterprise, inference=100)
         for n in range(20)
@@ -103,3 +108,35 @@ def test_workers_running_together_send_each_alert_once(enterprise, org_admin):
     assert len(mail.outbox) == 20
     assert sorted(m.to[0] for m in mail.outbox) == sorted(u.email for u in users)
     assert not UsageAlert.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_the_worker_process_sends_due_alerts_and_stops_on_sigterm(enterprise):
+    """`manage.py deliver_alerts` as operators run it: a separate process polling the table."""
+    user = factories.make_user("w@acme.test", enterprise=enterprise, inference=100)
+    alert = UsageAlert.objects.create(
+        enterprise=enterprise, user=user, pool="inference", threshold=80,
+        period=dt.date(2026, 1, 1), cap=100, used=80,
+    )  # fmt: skip
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    console = "django.core.mail.backends.console.EmailBackend"
+    env = {**os.environ, "DATABASE_URL": url, "EMAIL_BACKEND": console}
+    root = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, "manage.py", "deliver_alerts", "--interval", "0.2"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            alert.refresh_from_db()
+            if alert.sent_at:
+                break
+            time.sleep(0.2)
+        assert alert.sent_at is not None and alert.sent_to == ["w@acme.test"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "reached 80% of the monthly inference allocation" in out
+    assert "deliver_alerts: stopped" in err
