@@ -113,8 +113,8 @@ def update_settings(
         raise Refused("Choose who receives the alerts.", rows={"recipients": "Unknown choice."})
     if not thresholds or any(not 1 <= t <= 100 for t in thresholds):
         raise Refused("Thresholds are whole percentages from 1 to 100.", rows={"thresholds": ""})
-    current = AlertSettings.objects.select_for_update().filter(enterprise=enterprise).first()
-    current = current or AlertSettings(enterprise=enterprise)
+    # Two admins saving the first settings at once: get_or_create re-reads the winner's row.
+    current, _ = AlertSettings.objects.select_for_update().get_or_create(enterprise=enterprise)
     old = _as_dict(current)
     current.enabled, current.thresholds = enabled, sorted(set(thresholds))
     current.recipients, current.extra_emails = recipients, extra_emails
