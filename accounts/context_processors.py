@@ -16,6 +16,7 @@ CONSOLE_NAV = [
     ("console:monthly", "Monthly Data"),
     ("console:exports", "Exports"),
     ("console:activity", "Activity Logs"),
+    ("console:notifications", "Notifications"),
 ]
 
 

@@ -24,6 +24,7 @@ from metrics.models import (
     IntegrationKey,
     IntegrationKeyQuerySet,
     ReconcileRun,
+    UsageAlert,
     UsageEvent,
 )
 
@@ -208,3 +209,26 @@ class UsageEventAdmin(ReadOnlyAdmin):
 @admin.register(ReconcileRun)
 class ReconcileRunAdmin(ReadOnlyAdmin):
     list_display = ("started_at", "finished_at", "ok", "drift_count")
+
+
+@admin.register(UsageAlert)
+class UsageAlertAdmin(ReadOnlyAdmin):
+    """The alert outbox: what was raised, whether it left, and the last delivery error."""
+
+    list_display = (
+        "created_at",
+        "enterprise",
+        "user",
+        "pool",
+        "threshold",
+        "period",
+        "used",
+        "cap",
+        "sent_at",
+        "attempts",
+        "next_attempt_at",
+    )
+    list_filter = ("pool", ("sent_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__email", "enterprise__name")
+    list_select_related = ("enterprise", "user")
+    show_full_result_count = False

@@ -9,6 +9,7 @@ SQLite laptop default) take the same steps as separate statements in one transac
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,7 +20,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from metrics import ingest_sql
+from metrics import alerts, ingest_sql
 from metrics.keys import log_key_use
 from metrics.models import (
     EnterpriseMonthlyUsage,
@@ -31,6 +32,8 @@ from metrics.models import (
 )
 from metrics.quota import UsageRequestError, usage_month
 from metrics.usage_events import EventResult, InvalidEvent, ParsedEvent, parse_event
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,15 @@ def _store_in_one_statement(
             )
         else:
             accepted.append(e)
+    for pool, user_id, enterprise_id, threshold, month in out.alerts:
+        logger.info(
+            "usage alert raised: %s %s%% %s user=%s enterprise=%s",
+            pool,
+            threshold,
+            month,
+            user_id,
+            enterprise_id,
+        )
     recorded = _answer_repeats(key, accepted, out, results)
     _answer_recorded(recorded, out, results)
     enterprise_ids = {cast(int, out.users[e.email][1]) for e in recorded}  # checked above
@@ -225,6 +237,21 @@ def _store(
     if not inserted:
         return
     monthly, lifetime = _upsert_rollups(inserted)
+    embedding: dict[int, date] = {}
+    added: dict[tuple[int, date], int] = defaultdict(int)
+    for row in inserted:
+        if row.event.kind == UsageKind.INFERENCE:
+            added[(row.user.pk, row.month)] += row.event.tokens
+        else:
+            enterprise_id = cast(int, row.user.enterprise_id)  # rows have an enterprise
+            embedding[enterprise_id] = max(row.month, embedding.get(enterprise_id, row.month))
+    alerts.raise_alerts(
+        monthly=monthly,
+        added=added,
+        users={row.user.pk: row.user for row in inserted},
+        embedding=embedding,
+        now=now,
+    )
     items, after = [], {}
     for row in inserted:
         quota_key = _quota_key(row)

@@ -13,7 +13,7 @@ size, so PostgreSQL parses a short statement and psycopg adapts seven parameters
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -77,6 +77,47 @@ WITH input AS (
     ON CONFLICT (enterprise_id, month, model) DO UPDATE SET
         inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
         embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
+), alert_add AS (
+    -- Usage alerts (metrics.alerts). This batch's inference per user and month: with the
+    -- total after it (`monthly`, exact under the row lock) it tells who crossed a threshold.
+    SELECT user_id, month, sum(tokens) AS added FROM ins WHERE kind = 'inference'
+    GROUP BY user_id, month
+), alert_pool AS (
+    -- Enterprises whose training pool this batch drew on: lifetime embedding after the
+    -- batch (snapshot + this batch) and the purchased training pool.
+    SELECT enterprise_id, max(month) AS month,
+           sum(tokens) + (SELECT coalesce(sum(r.embedding_tokens), 0)
+                            FROM metrics_enterprisemonthlyusage r
+                           WHERE r.enterprise_id = ins.enterprise_id) AS used,
+           (SELECT coalesce(sum(p.training_tokens), 0) FROM tokens_tokenpurchase p
+             WHERE p.enterprise_id = ins.enterprise_id) AS cap
+    FROM ins WHERE kind = 'embedding' GROUP BY enterprise_id
+), alert_due AS (
+    SELECT u.enterprise_id, m.user_id, 'inference' AS pool, m.month AS period,
+           u.max_inference_tokens AS cap, m.inference_tokens - a.added AS before,
+           m.inference_tokens AS used
+    FROM monthly m JOIN alert_add a ON a.user_id = m.user_id AND a.month = m.month
+    JOIN users u ON u.id = m.user_id
+    WHERE u.max_inference_tokens > 0
+    UNION ALL
+    -- The pool total is a snapshot: two concurrent batches may both miss a crossing, so
+    -- every batch past a threshold tries (the unique index keeps the first).
+    SELECT enterprise_id, NULL, 'training', month, cap, 0, used FROM alert_pool WHERE cap > 0
+), alerts AS (
+    -- The outbox row, in this transaction, for thresholds this batch crossed ([80, 100]
+    -- mirrors default_alert_thresholds); ON CONFLICT keeps one per threshold and period.
+    INSERT INTO metrics_usagealert (enterprise_id, user_id, pool, threshold, period, cap, used,
+                                    created_at, next_attempt_at, attempts, last_error, sent_to)
+    SELECT d.enterprise_id, d.user_id, d.pool, t.pct::int, d.period, d.cap, d.used,
+           %(now)s, %(now)s, 0, '', '[]'
+    FROM alert_due d
+    LEFT JOIN metrics_alertsettings s ON s.enterprise_id = d.enterprise_id
+    CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(s.thresholds, '[80, 100]')) t(pct)
+    WHERE coalesce(s.enabled, true) AND d.used * 100 >= t.pct::bigint * d.cap
+      AND d.before * 100 < t.pct::bigint * d.cap
+    ORDER BY 3, 1, 2, 4, 5
+    ON CONFLICT DO NOTHING
+    RETURNING user_id, enterprise_id, pool, threshold, used, period
 )
 SELECT 'u', email, id, enterprise_id, max_inference_tokens, max_embedding_tokens,
        NULL::text, NULL::timestamptz, NULL::date
@@ -92,6 +133,8 @@ UNION ALL
 SELECT 's', event_id, user_id, NULL, tokens, NULL, kind || ':' || model, occurred_at, NULL
   FROM metrics_usageevent
  WHERE integration_id = %(integration)s AND event_id = ANY(%(ids)s::text[])
+UNION ALL
+SELECT 'a', NULL, user_id, enterprise_id, threshold, used, pool, NULL, period FROM alerts
 """
 
 
@@ -115,6 +158,8 @@ class BatchOutcome:
     monthly: dict[tuple[int, date], int]  # (user, month) -> inference after the batch
     lifetime: dict[int, int]  # user -> embedding after the batch
     stored: dict[str, tuple]  # event_id -> (user, kind, tokens, occurred_at, model)
+    # Usage alerts this batch raised: (pool, user or None, enterprise, threshold, period).
+    alerts: list[tuple] = field(default_factory=list)
 
 
 def parse_outcome(rows: list[tuple]) -> BatchOutcome:
@@ -128,6 +173,8 @@ def parse_outcome(rows: list[tuple]) -> BatchOutcome:
             out.monthly[(user_id, month)] = number
         elif tag == "l":
             out.lifetime[user_id] = number
+        elif tag == "a":
+            out.alerts.append((text, user_id, enterprise_id, number, month))
         else:
             kind, _, model = text.partition(":")
             out.stored[key] = (user_id, kind, number, moment, model)

@@ -237,3 +237,111 @@ class ReconcileRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconcile {self.started_at:%Y-%m-%d %H:%M} ok={self.ok}"
+
+
+def default_alert_thresholds() -> list[int]:
+    return [80, 100]
+
+
+class AlertRecipients(models.TextChoices):
+    USER = "user", "The user"
+    ADMINS = "admins", "The enterprise's admins"
+    BOTH = "both", "The user and the admins"
+
+
+class AlertSettings(models.Model):
+    """An enterprise's usage-alert choices; no row means the defaults (80 % and 100 %, both).
+
+    The ingest statement reads `thresholds` (a JSON list of whole percentages) and `enabled`
+    directly, so they stay plain columns; metrics.alerts validates them.
+    """
+
+    enterprise = models.OneToOneField(
+        Enterprise, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    enabled = models.BooleanField(default=True)
+    thresholds = models.JSONField(default=default_alert_thresholds)
+    recipients = models.CharField(
+        max_length=16, choices=AlertRecipients.choices, default=AlertRecipients.BOTH
+    )
+    extra_emails = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"alerts of {self.enterprise_id}"
+
+
+class AlertPool(models.TextChoices):
+    INFERENCE = "inference", "Monthly inference allocation"
+    TRAINING = "training", "Training pool"
+
+
+class UsageAlert(models.Model):
+    """One threshold crossing, and the outbox row of its email.
+
+    The ingest statement inserts it in the same transaction as the usage that crossed the
+    threshold; the unique indexes make that exactly once per (user, threshold, month) for a
+    user's monthly inference allocation and per (enterprise, threshold, pool size) for the
+    enterprise's training pool (a purchase starts a new period). `manage.py deliver_alerts`
+    sends the email and retries with back-off until it leaves (sent_at).
+    """
+
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # Null for an enterprise's training-pool alert.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+    )
+    pool = models.CharField(max_length=16, choices=AlertPool.choices)
+    threshold = models.PositiveSmallIntegerField()
+    # First day of the month (enterprise's zone) the crossing happened in.
+    period = models.DateField()
+    cap = models.BigIntegerField()  # the allocation or purchased pool crossed
+    used = models.BigIntegerField()  # the total that crossed it
+    created_at = models.DateTimeField(default=timezone.now)
+    # Outbox: the worker sends while sent_at is null, no earlier than next_attempt_at.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    attempts = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_to = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "threshold", "period"],
+                condition=models.Q(pool="inference"),
+                name="usage_alert_user_month",
+            ),
+            models.UniqueConstraint(
+                fields=["enterprise", "threshold", "cap"],
+                condition=models.Q(pool="training"),
+                name="usage_alert_pool_period",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(threshold__gte=1, threshold__lte=100),
+                name="usage_alert_threshold_range",
+            ),
+        ]
+        indexes = [
+            # The Dashboard's last alerts.
+            models.Index(fields=["enterprise", "-created_at"], name="usage_alert_recent_idx"),
+            # The worker's queue: only undelivered rows are in it.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(sent_at__isnull=True),
+                name="usage_alert_outbox_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pool} {self.threshold}% {self.period:%Y-%m}"

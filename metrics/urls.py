@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from metrics import api, openapi, user_views, views
+from metrics import alert_views, api, openapi, user_views, views
 
 console_urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -16,6 +16,7 @@ console_urlpatterns = [
     path("exports/users.csv", views.users_csv, name="export_users"),
     path("exports/users-with-tokens.csv", views.users_with_tokens_csv, name="export_users_tokens"),
     path("activity/", views.activity, name="activity"),
+    path("notifications/", alert_views.notifications, name="notifications"),
     path("exports/activity.csv", views.activity_csv, name="export_activity"),
 ]
 

@@ -15,7 +15,7 @@ from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
-from metrics import charts, copy_export, exports, queries
+from metrics import alerts, charts, copy_export, exports, queries
 from metrics.filters import ActivityLogFilterSet
 from metrics.models import ReconcileRun
 from metrics.pagination import NearEndPaginator
@@ -55,6 +55,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
     }
     ctx["usage"] = queries.dashboard_usage(enterprise)
     ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
+    ctx["recent_alerts"] = alerts.recent_alerts(enterprise)
     return render(request, "metrics/dashboard.html", ctx)
 
 

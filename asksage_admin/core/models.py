@@ -101,6 +101,7 @@ class ActivityLog(AppendOnlyModel):
         ACCOUNT_CREATED = "account_created", "Account created by staff"
         ACCOUNT_UPDATED = "account_updated", "Account changed by staff"
         MFA_DEVICE_REMOVED = "mfa_device_removed", "MFA device removed by staff"
+        ALERT_SETTINGS_CHANGED = "alert_settings_changed", "Usage alert settings changed"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -24,6 +24,7 @@ CONSOLE_PAGES = [
     "/org/monthly/",
     "/org/exports/",
     "/org/activity/",
+    "/org/notifications/",
 ]
 
 
