@@ -235,3 +235,40 @@ def test_users_page_while_editing(page, live_server, audit, demo):
     page.locator(".savebar-status.error").wait_for()
     results.append(audit("/org/users/ (refused)", "admin"))
     _assert_clean(results)
+
+
+SELLER = "sales@asksage.example"  # seed_demo's sales person: staff, in Sales, not a superuser
+
+
+def test_staff_pages_as_sales(page, live_server, audit, demo, artifacts):
+    """/staff/ as sales sees it: index, lists, the enterprise page and its two buttons."""
+    sign_in(page, live_server, User.objects.get(email=SELLER))
+    demo_corp = User.objects.get(email=DEMO_ADMIN).enterprise
+    enterprise_page = f"/staff/accounts/enterprise/{demo_corp.pk}/change/"
+    paths = [
+        "/staff/",
+        "/staff/accounts/enterprise/",
+        "/staff/accounts/enterprise/add/",
+        enterprise_page,
+        "/staff/accounts/user/",
+        f"/staff/accounts/user/{demo_corp.users.order_by('pk').first().pk}/change/",
+        "/staff/tokens/tokenpurchase/",
+        "/staff/tokens/tokenpurchase/add/",
+    ]
+    results = _check(page, audit, "sales", paths)
+    page.goto(enterprise_page)
+    page.screenshot(path=str(artifacts / "staff-enterprise-page.png"), full_page=True)
+    # The purchase form, sent empty: the page again with its errors.
+    page.get_by_role("button", name="Record purchase line").click()
+    page.locator("#record-purchase .errorlist").first.wait_for()
+    results.append(audit(f"{enterprise_page} (purchase errors)", "sales"))
+    page.get_by_label("Inference tokens").fill("1,000,000")
+    page.get_by_label("Invoice or PO reference").fill("INV-AXE-1")
+    page.get_by_role("button", name="Record purchase line").click()
+    page.get_by_text("Recorded purchase INV-AXE-1 for").wait_for()
+    results.append(audit(f"{enterprise_page} (purchase recorded)", "sales"))
+    page.screenshot(path=str(artifacts / "staff-enterprise-page-recorded.png"), full_page=True)
+    page.get_by_role("button", name=f"Suspend {demo_corp.name}").click()
+    page.get_by_text(f"{demo_corp.name} is now suspended").wait_for()
+    results.append(audit(f"{enterprise_page} (suspended)", "sales"))
+    _assert_clean(results)
