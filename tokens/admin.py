@@ -347,7 +347,7 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return format_html(
             "Inference: {} purchased · {} assigned · {} unassigned<br>"
             "Training: {} purchased · {} assigned · {} unassigned<br>"
-            '<a href="#record-purchase">Record a purchase or correction</a> (below)',
+            '<a href="#record-purchase">Record a purchase or correction</a>',
             *figures,
         )
 
@@ -456,9 +456,9 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             raise Http404("No such enterprise.")
         return enterprise
 
-    def _back_to(self, enterprise: Enterprise, anchor: str = "") -> HttpResponseRedirect:
-        url = reverse("admin:accounts_enterprise_change", args=[enterprise.pk])
-        return HttpResponseRedirect(url + anchor)
+    def _back_to(self, enterprise: Enterprise) -> HttpResponseRedirect:
+        page = reverse("admin:accounts_enterprise_change", args=[enterprise.pk])
+        return HttpResponseRedirect(page)
 
     def status_view(self, request: HttpRequest, object_id: str, change: str) -> HttpResponse:
         """Activate, Suspend or Reactivate from the enterprise page; back to it with a message."""
@@ -499,7 +499,7 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return self.change_view(request, object_id, extra_context={"purchase_form": form})
         line = cast(TokenPurchase, form.saved)
         self.message_user(request, purchase_sentence(line, enterprise), messages.SUCCESS)
-        return self._back_to(enterprise, "#record-purchase")
+        return self._back_to(enterprise)
 
     def change_view(
         self,
