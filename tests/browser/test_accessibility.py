@@ -278,3 +278,26 @@ def test_staff_pages_as_sales(page, live_server, audit, demo, artifacts):
     page.get_by_text(f"{demo_corp.name} is now suspended").wait_for()
     results.append(audit(f"{enterprise_page} (suspended)", "sales"))
     _assert_clean(results)
+
+
+def test_token_statistics_year_picker_by_keyboard(page, live_server, audit, demo, artifacts):
+    """The chart's year links work from the keyboard alone, and the page stays clean."""
+    sign_in(page, live_server, User.objects.get(email=DEMO_ADMIN))
+    page.goto("/org/token-statistics/")
+    picker = page.get_by_role("navigation", name="Year shown in the chart")
+    links = picker.get_by_role("link")
+    assert links.count() >= 2, "the demo has usage in more than one year"
+    current = picker.locator("[aria-current=true]").inner_text()
+    other = next(t for t in links.all_inner_texts() if t != current)
+    results = [audit("/org/token-statistics/", "admin")]
+    picker.get_by_role("link", name=other).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/org/token-statistics/?year={other}*")
+    assert picker.locator("[aria-current=true]").inner_text() == other
+    assert page.locator("[data-testid=year-chart] title").first.text_content().endswith(other)
+    results.append(audit(f"/org/token-statistics/?year={other}", "admin"))
+    page.screenshot(path=str(artifacts / "token-statistics-year.png"), full_page=True)
+    page.goto("/org/token-statistics/?year=%3Cscript%3E")
+    page.get_by_test_id("year-note").wait_for()
+    results.append(audit("/org/token-statistics/?year=<script>", "admin"))
+    _assert_clean(results)
