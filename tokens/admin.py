@@ -23,6 +23,7 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -461,14 +462,29 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(page)
 
     def status_view(self, request: HttpRequest, object_id: str, change: str) -> HttpResponse:
-        """Activate, Suspend or Reactivate from the enterprise page; back to it with a message."""
-        if request.method != "POST":
+        """Activate, Suspend or Reactivate from the enterprise page; back to it with a message.
+
+        Suspending shuts a whole customer out at once, so its button opens a confirmation
+        page first (GET); the change itself is always a POST.
+        """
+        confirm_first = change == "suspend" and request.method == "GET"
+        if request.method != "POST" and not confirm_first:
             return HttpResponseNotAllowed(["POST"])
         enterprise = self._enterprise_or_404(request, object_id)
         if change not in self.STATUS_CHANGES:
             raise Http404("No such status change.")
         if not self.has_change_permission(request, enterprise):
             raise PermissionDenied
+        if confirm_first:
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": enterprise,
+                "title": f"Suspend {enterprise.name}?",
+            }
+            return TemplateResponse(
+                request, "admin/accounts/enterprise/confirm_suspend.html", context
+            )
         self._change_status(request, enterprise, change)
         return self._back_to(enterprise)
 

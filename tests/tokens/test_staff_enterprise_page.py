@@ -132,6 +132,17 @@ def test_suspend_then_reactivate_buttons(sales_client, ready):
     assert status_of(ready) == "active"
 
 
+def test_suspend_asks_first_on_a_page_of_its_own(sales_client, enterprise, org_admin):
+    html = sales_client.get(page(enterprise)).content.decode()
+    assert f'<form method="get" action="{status_url(enterprise, "suspend")}">' in html
+    confirm = sales_client.get(status_url(enterprise, "suspend"))
+    assert confirm.status_code == 200
+    body = confirm.content.decode()
+    assert "Suspending Acme Corp takes effect at once" in body
+    assert ">Yes, suspend Acme Corp</button>" in body and 'method="post"' in body
+    assert status_of(enterprise) == "active" and logs("enterprise_suspended") == []
+
+
 def test_a_button_for_the_wrong_state_is_refused_with_a_sentence(sales_client, pending):
     response = sales_client.post(status_url(pending, "suspend"), follow=True)
     assert _messages(response) == [
@@ -151,6 +162,7 @@ def test_staff_who_may_only_view_get_no_buttons_and_are_refused(ready):
     viewer = _staff_with("view_enterprise")
     html = viewer.get(page(ready)).content.decode()
     assert "status/activate/" not in html and 'id="record-purchase"' not in html
+    assert viewer.get(status_url(ready, "suspend")).status_code == 403
     assert viewer.post(status_url(ready, "activate")).status_code == 403
     assert viewer.post(purchase_url(ready), purchase()).status_code == 403
     assert status_of(ready) == "pending" and TokenPurchase.objects.count() == 1
