@@ -150,6 +150,11 @@ class StaffTOTPDeviceAdmin(DeviceRemovalMixin, TOTPDeviceAdmin):
 
 
 class StaffStaticDeviceAdmin(DeviceRemovalMixin, StaticDeviceAdmin):
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        # Backup codes moved to BackupCodeDevice (hashed); the old table stays empty, so
+        # its section is not listed. Its URLs still answer, as refusals.
+        return False
+
     def get_inline_instances(self, request: HttpRequest, obj: StaticDevice | None = None) -> list:
         return []  # the inline lists the backup codes themselves
 

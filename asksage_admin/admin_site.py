@@ -13,11 +13,26 @@ from django.views.decorators.cache import never_cache
 from accounts import services
 from accounts.stepup import step_up_required
 
+# Section names on the staff index, in words staff use (Django's are the app labels).
+SECTION_NAMES = {
+    "auth": "Staff groups",
+    "otp_totp": "Two-factor authentication",
+}
+MODEL_NAMES = {"TOTPDevice": "Authenticator apps"}
+
 
 class StaffAdminSite(admin.AdminSite):
     site_header = "AskSage Enterprise Admin — Staff"
     site_title = "AskSage staff"
     index_title = "Provisioning"
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        apps = super().get_app_list(request, app_label)
+        for app in apps:
+            app["name"] = SECTION_NAMES.get(app["app_label"], app["name"])
+            for model in app["models"]:
+                model["name"] = MODEL_NAMES.get(model["object_name"], model["name"])
+        return apps
 
     def has_permission(self, request: HttpRequest) -> bool:
         # MFARequiredMiddleware already redirects unverified staff; this is the second lock.

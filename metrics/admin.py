@@ -15,6 +15,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.models import User
+from asksage_admin.core import formats
 from asksage_admin.core.admin import ReadOnlyAdmin
 from asksage_admin.core.admin_forms import ServiceAdminMixin, ServiceForm
 from asksage_admin.core.errors import Refused
@@ -184,7 +185,15 @@ class IntegrationKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[IntegrationKey]) -> None:
         actor = cast(User, request.user)  # the staff admin serves signed-in staff only
         revoked = sum(keys.revoke_integration_key(actor=actor, key=k) for k in queryset)
-        self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+        if not revoked:
+            self.message_user(request, "No key was revoked: they were revoked already.")
+            return
+        self.message_user(
+            request,
+            f"Revoked {formats.count_of(revoked, 'key')}: requests signed with "
+            f"{'it' if revoked == 1 else 'them'} are refused from now on.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(UsageEvent)

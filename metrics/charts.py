@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 
@@ -172,3 +173,19 @@ def _stack(chart: BarChart, row: MonthRow, x: int, width: int, top_value: int) -
         title = f"{row.period}: {intcomma(value)} {name} tokens"
         chart.bars.append(Rect(x, top, width, base - top, color, title))
         base = top
+
+
+def year_chart(rows: Sequence[MonthRow], year: int) -> BarChart:
+    """January to December of one calendar year, a zero bar for a month without usage."""
+    reported = {row.month: row for row in rows if row.year == year}
+    months = [date(year, m, 1) for m in range(1, 13)]
+    chart = monthly_usage_chart(
+        [reported.get(m) or MonthRow(month=m, inference=0, embedding=0) for m in months], last=12
+    )
+    chart.title = f"Tokens per month in {year}"
+    total = sum(r.total for r in reported.values())
+    chart.description = (
+        f"Stacked bars of inference and embedding tokens for each month of {year}, "
+        f"January to December; {intcomma(total)} tokens in the year."
+    )
+    return chart

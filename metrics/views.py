@@ -67,14 +67,38 @@ def token_statistics(request: ConsoleRequest) -> HttpResponse:
     years = queries.yearly_subtotals(rows)
     table_rows = [item for year in years for item in (year, *year.months)]
     busiest = max(rows, key=lambda r: (r.total, r.month), default=None)
+    this_year = queries.month_start(request.enterprise).year
+    choices = sorted({y.year for y in years} | {this_year}, reverse=True)
+    year, year_note = chart_year(request.GET.get("year"), choices, this_year)
     ctx = {
         "years": years,
         "table": TokenStatisticsTable(table_rows),
         "lifetime": sum(r.total for r in rows),
         "busiest": busiest if busiest and busiest.total else None,
-        "this_year": queries.month_start(request.enterprise).year,
+        "this_year": this_year,
+        "year": year,
+        "year_choices": choices,
+        "year_note": year_note,
+        "chart": charts.year_chart(rows, year),
     }
     return render(request, "metrics/token_statistics.html", ctx)
+
+
+def chart_year(asked: str | None, choices: list[int], this_year: int) -> tuple[int, str]:
+    """The year to chart from ?year=, and a sentence when it is not the one asked for.
+
+    A year outside the enterprise's figures, or anything that is not a year, shows the
+    current year (in the enterprise's time zone) with a note; it is never an error page.
+    The note never repeats what was typed.
+    """
+    if asked is None or asked == "":
+        return this_year, ""
+    if not (len(asked) == 4 and asked.isascii() and asked.isdigit()):
+        return this_year, f"That is not a year; showing {this_year}."
+    year = int(asked)
+    if year not in choices:
+        return this_year, f"No usage was reported in {year}; showing {this_year}."
+    return year, ""
 
 
 @require_GET

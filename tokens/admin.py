@@ -12,10 +12,19 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -71,6 +80,25 @@ class TokenPurchaseForm(ServiceForm):
             purchased_on=data["purchased_on"],
             note=data.get("note", ""),
         )
+
+
+class EnterprisePurchaseForm(TokenPurchaseForm):
+    """The same ledger line, recorded from the enterprise's own page: its enterprise is fixed."""
+
+    class Meta(TokenPurchaseForm.Meta):
+        fields = ["inference_tokens", "training_tokens", "purchased_on", "reference", "note"]
+        widgets = {"purchased_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+        labels = {"purchased_on": "Purchased on", "reference": "Invoice or PO reference"}
+
+    def __init__(self, *args: Any, enterprise: Enterprise, actor: User, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "purchase")
+        super().__init__(*args, **kwargs)
+        self.instance.enterprise = enterprise
+        self.actor = actor
+
+    def apply(self) -> TokenPurchase:
+        self.cleaned_data["enterprise"] = self.instance.enterprise
+        return super().apply()
 
 
 @admin.register(TokenPurchase)
@@ -312,7 +340,6 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
     @admin.display(description="Pools")
     def pools(self, obj: Enterprise) -> SafeString:
         totals = pool_totals(obj)
-        add_url = reverse("admin:tokens_tokenpurchase_add") + f"?enterprise={obj.pk}"
         figures = [
             f"{n:,}"
             for pool in (totals.inference, totals.training)
@@ -321,9 +348,8 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return format_html(
             "Inference: {} purchased · {} assigned · {} unassigned<br>"
             "Training: {} purchased · {} assigned · {} unassigned<br>"
-            '<a href="{}">Record a purchase or correction</a>',
+            '<a href="#record-purchase">Record a purchase or correction</a>',
             *figures,
-            add_url,
         )
 
     @admin.display(description="Attached")
@@ -351,7 +377,8 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
         saved = super().save_form(request, form, change)
         if form.attached:
             names = ", ".join(u.email for u in form.attached)
-            messages.success(request, f"Attached {len(form.attached)} users: {names}.")
+            count = formats.count_of(len(form.attached), "user")
+            messages.success(request, f"Attached {count} to {saved.name}: {names}.")
         if change and "time_zone" in form.changed_data:
             messages.warning(
                 request,
@@ -360,29 +387,170 @@ class EnterpriseAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
         return saved
 
-    def _run(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Enterprise],
-        change: Callable[..., Enterprise],
-        done: str,
-    ) -> None:
+    # One message per status change, the same from the buttons and the list's actions.
+    STATUS_CHANGES: dict[str, tuple[Callable[..., Enterprise], str]] = {
+        "activate": (
+            provisioning.activate_enterprise,
+            "{name} is now active: its admins can use the console and every Paid user has "
+            "at least the minimum inference allocation.",
+        ),
+        "suspend": (
+            provisioning.suspend_enterprise,
+            "{name} is now suspended: its console is closed and its users' requests are "
+            "refused. Usage and allocations are kept.",
+        ),
+        "reactivate": (
+            provisioning.reactivate_enterprise,
+            "{name} is active again: its console is open and its users' requests are allowed.",
+        ),
+    }
+
+    def _change_status(self, request: HttpRequest, enterprise: Enterprise, change: str) -> bool:
+        service, done = self.STATUS_CHANGES[change]
+        try:
+            service(actor=request.user, enterprise=enterprise)
+        except Refused as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return False
+        self.message_user(request, done.format(name=enterprise.name), messages.SUCCESS)
+        return True
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[Enterprise], change: str) -> None:
         for enterprise in queryset:
-            try:
-                change(actor=request.user, enterprise=enterprise)
-            except Refused as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                self.message_user(request, f"{enterprise.name} {done}.", messages.SUCCESS)
+            self._change_status(request, enterprise, change)
 
     @admin.action(description="Activate selected enterprises", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Enterprise]) -> None:
-        self._run(request, queryset, provisioning.activate_enterprise, "activated")
+        self._run(request, queryset, "activate")
 
     @admin.action(description="Suspend selected enterprises", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Enterprise]) -> None:
-        self._run(request, queryset, provisioning.suspend_enterprise, "suspended")
+        self._run(request, queryset, "suspend")
 
     @admin.action(description="Reactivate selected enterprises", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Enterprise]) -> None:
-        self._run(request, queryset, provisioning.reactivate_enterprise, "reactivated")
+        self._run(request, queryset, "reactivate")
+
+    # The enterprise page's own buttons: a status change and a purchase line, each one
+    # service call, answered on the same page.
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        info = self.opts.app_label, self.opts.model_name
+        own = [
+            path(
+                "<path:object_id>/status/<slug:change>/",
+                wrap(self.status_view),
+                name="{}_{}_status".format(*info),
+            ),
+            path(
+                "<path:object_id>/purchase/",
+                wrap(self.purchase_view),
+                name="{}_{}_purchase".format(*info),
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _enterprise_or_404(self, request: HttpRequest, object_id: str) -> Enterprise:
+        enterprise = self.get_object(request, unquote(object_id))
+        if enterprise is None:
+            raise Http404("No such enterprise.")
+        return enterprise
+
+    def _back_to(self, enterprise: Enterprise) -> HttpResponseRedirect:
+        page = reverse("admin:accounts_enterprise_change", args=[enterprise.pk])
+        return HttpResponseRedirect(page)
+
+    def status_view(self, request: HttpRequest, object_id: str, change: str) -> HttpResponse:
+        """Activate, Suspend or Reactivate from the enterprise page; back to it with a message.
+
+        Suspending shuts a whole customer out at once, so its button opens a confirmation
+        page first (GET); the change itself is always a POST.
+        """
+        confirm_first = change == "suspend" and request.method == "GET"
+        if request.method != "POST" and not confirm_first:
+            return HttpResponseNotAllowed(["POST"])
+        enterprise = self._enterprise_or_404(request, object_id)
+        if change not in self.STATUS_CHANGES:
+            raise Http404("No such status change.")
+        if not self.has_change_permission(request, enterprise):
+            raise PermissionDenied
+        if confirm_first:
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": enterprise,
+                "title": f"Suspend {enterprise.name}?",
+            }
+            return TemplateResponse(
+                request, "admin/accounts/enterprise/confirm_suspend.html", context
+            )
+        self._change_status(request, enterprise, change)
+        return self._back_to(enterprise)
+
+    def _may_record_purchases(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tokens.add_tokenpurchase")
+
+    def purchase_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Record a purchase line from the enterprise page.
+
+        Saved: back to the page with a sentence saying what was recorded. Refused or
+        invalid: the page again, the form filled in as sent, with its errors.
+        """
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        enterprise = self._enterprise_or_404(request, object_id)
+        if not self._may_record_purchases(request):
+            raise PermissionDenied
+        actor = cast(User, request.user)
+        form = EnterprisePurchaseForm(request.POST, enterprise=enterprise, actor=actor)
+        if not form.is_valid():
+            self.message_user(
+                request,
+                f"The purchase for {enterprise.name} was not recorded: see the form below.",
+                messages.ERROR,
+            )
+            # Show the enterprise page itself (as a GET: nothing on it is saved).
+            request.method = "GET"
+            return self.change_view(request, object_id, extra_context={"purchase_form": form})
+        line = cast(TokenPurchase, form.saved)
+        self.message_user(request, purchase_sentence(line, enterprise), messages.SUCCESS)
+        return self._back_to(enterprise)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = dict(extra_context or {})
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            may_change = self.has_change_permission(request, obj)
+            context["status_buttons"] = [
+                (change, label)
+                for change, label, status in STATUS_BUTTONS
+                if may_change and obj.status == status
+            ]
+            if self._may_record_purchases(request) and "purchase_form" not in context:
+                actor = cast(User, request.user)
+                context["purchase_form"] = EnterprisePurchaseForm(enterprise=obj, actor=actor)
+        return super().change_view(request, object_id, form_url, context)
+
+
+STATUS_BUTTONS = [
+    ("activate", "Activate", Enterprise.Status.PENDING),
+    ("suspend", "Suspend", Enterprise.Status.ACTIVE),
+    ("reactivate", "Reactivate", Enterprise.Status.SUSPENDED),
+]
+
+
+def purchase_sentence(line: TokenPurchase, enterprise: Enterprise) -> str:
+    """'Recorded purchase INV-7 for Acme: 3,000,000 inference tokens and no training tokens.'"""
+    parts = [
+        f"{formats.tokens(n)} {name} tokens" if n else f"no {name} tokens"
+        for n, name in ((line.inference_tokens, "inference"), (line.training_tokens, "training"))
+    ]
+    kind = "correction" if min(line.inference_tokens, line.training_tokens) < 0 else "purchase"
+    return f"Recorded {kind} {line.reference} for {enterprise.name}: {parts[0]} and {parts[1]}."

@@ -23,6 +23,11 @@ def tokens(value: Any) -> str:
         return str(value)
 
 
+def count_of(n: int, noun: str, plural: str = "") -> str:
+    """'1 user', '3 users', '1,200 users': a count and its noun, for sentences."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _zone(time_zone: Any) -> dt.tzinfo:
     if isinstance(time_zone, dt.tzinfo):
         return time_zone

@@ -182,3 +182,107 @@ def test_monthly_query_count_does_not_grow(
     add_history(member, date(2005, 1, 1), [(10, 1)] * months)
     with django_assert_max_num_queries(STATS_PAGE_MAX_QUERIES):
         assert org_admin_client.get("/org/monthly/").status_code == 200
+
+
+# --- Token Statistics: the year's chart and the year picker -------------------------------
+
+STATS = "/org/token-statistics/"
+
+
+def chart_of(html: str) -> str:
+    return re.search(r'<svg[^>]*data-testid="year-chart".*?</svg>', html, re.S)[0]
+
+
+def bar_titles(html: str) -> list[str]:
+    return re.findall(r"<rect [^>]*><title>([^<]+)</title>", chart_of(html))
+
+
+def picked(html: str) -> list[str]:
+    return re.findall(r'<a href="\?year=(\d+)[^"]*" aria-current="true"', html)
+
+
+def test_chart_shows_this_year_by_default_with_a_link_per_year(
+    org_admin_client, enterprise, member
+):
+    this_year = queries.month_start(enterprise).year
+    add_usage(member, date(this_year, 1, 1), inference=1_000, embedding=10)
+    add_usage(member, date(2024, 3, 1), inference=5_000)
+    html = org_admin_client.get(STATS).content.decode()
+    assert picked(html) == [str(this_year)]
+    assert f"Per month in {this_year}" in html and 'data-testid="year-note"' not in html
+    assert 'href="?year=2024#year-chart-heading"' in html
+    assert bar_titles(html) == [
+        f"{this_year}-01: 1,000 inference tokens",
+        f"{this_year}-01: 10 embedding tokens",
+    ]
+    assert f"Tokens per month in {this_year}" in chart_of(html)
+
+
+def test_year_param_charts_that_years_twelve_months(org_admin_client, member):
+    add_history(member, date(2024, 11, 1), [(1_000, 0), (2_000, 20), (3_000, 0)])
+    html = org_admin_client.get(STATS, {"year": "2024"}).content.decode()
+    assert picked(html) == ["2024"]
+    assert bar_titles(html) == [
+        "2024-11: 1,000 inference tokens",
+        "2024-12: 2,000 inference tokens",
+        "2024-12: 20 embedding tokens",
+    ]
+    assert "3,020 tokens in the year" in chart_of(html)
+    labels = re.findall(r"<text [^>]*>([A-Z][a-z]{2})</text>", chart_of(html))
+    assert labels == ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                      "Nov", "Dec"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("asked", "note"),
+    [
+        ("abc", "That is not a year"),
+        ("2024abc", "That is not a year"),
+        ("-2024", "That is not a year"),
+        ("٢٠٢٤", "That is not a year"),  # digits, but not ASCII ones
+        ("99999999999999999999", "That is not a year"),
+        ("<script>alert(1)</script>", "That is not a year"),
+        ("1999", "No usage was reported in 1999"),
+        ("0000", "No usage was reported in 0"),
+    ],
+)
+def test_bad_or_unknown_year_falls_back_to_this_year_with_a_note(
+    org_admin_client, enterprise, member, asked, note
+):
+    add_usage(member, date(2024, 3, 1), inference=5_000)
+    this_year = queries.month_start(enterprise).year
+    response = org_admin_client.get(STATS, {"year": asked})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"{note}; showing {this_year}." in html
+    assert picked(html) == [str(this_year)]
+    assert "<script>alert" not in html
+    if note == "That is not a year":  # what was typed is never repeated
+        assert asked not in html
+
+
+def test_repeated_year_param_uses_the_last_one(org_admin_client, member):
+    add_usage(member, date(2024, 3, 1), inference=5_000)
+    html = org_admin_client.get(STATS + "?year=abc&year=2024").content.decode()
+    assert picked(html) == ["2024"] and 'data-testid="year-note"' not in html
+
+
+def test_other_enterprises_years_and_figures_are_not_shown(
+    org_admin_client, enterprise, member, other_admin
+):
+    add_usage(member, date(2024, 3, 1), inference=5_000)
+    add_usage(other_admin, date(2023, 6, 1), inference=777_777, embedding=1)
+    html = org_admin_client.get(STATS, {"year": "2023"}).content.decode()
+    assert "No usage was reported in 2023" in html
+    assert "?year=2023" not in html and "777,777" not in html and "777,778" not in html
+    mine = org_admin_client.get(STATS, {"year": "2024"}).content.decode()
+    assert bar_titles(mine) == ["2024-03: 5,000 inference tokens"]
+
+
+@pytest.mark.parametrize("months", [5, 200])
+def test_statistics_query_count_with_a_year_does_not_grow(
+    org_admin_client, member, months, django_assert_max_num_queries
+):
+    add_history(member, date(2005, 1, 1), [(10, 1)] * months, model="m")
+    with django_assert_max_num_queries(STATS_PAGE_MAX_QUERIES):
+        assert org_admin_client.get(STATS, {"year": "2005"}).status_code == 200

@@ -23,6 +23,7 @@ VERIFY = "/mfa/verify/"
 ORG = "/org/"
 HOME = "/settings/"
 STAFF_IN = "/staff/login/"  # redirects on to LOGIN with ?next=
+EPAGE = "/staff/accounts/enterprise/{enterprise}/change/"  # the enterprise page
 
 PERSONAS = (
     "anonymous",
@@ -62,6 +63,13 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/org/exports/activity.csv":          (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/notifications/":                (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/staff/":                            (STAFF_IN, SETUP, 403, 403, 403, 403, SETUP, 200),
+    # The enterprise page's buttons (POST): back to the page with a message, or the page
+    # again with the purchase form's errors. An anonymous JSON POST meets the step-up check
+    # first (401, nothing done); a browser's form POST is sent to sign in.
+    "/staff/accounts/enterprise/{enterprise}/status/activate/":
+                                          (401,   SETUP, 403,   403,   403,   403,   SETUP, EPAGE),
+    "/staff/accounts/enterprise/{enterprise}/purchase/":
+                                          (401,   SETUP, 403,   403,   403,   403,   SETUP, 200),
     # The API takes keys, never sessions: a signed-in browser is as anonymous as anyone.
     "/api/v1/usage/events":               (401,   401,   401,   401,   401,   401,   401,   401),
     "/api/v1/quota/check":                (401,   401,   401,   401,   401,   401,   401,   401),
@@ -73,6 +81,7 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
 }
 # fmt: on
 POSTS = {"/accounts/logout/", "/api/v1/usage/events", "/api/v1/quota/check"}
+POSTS |= {url for url in MATRIX if url.startswith("/staff/accounts/enterprise/")}
 
 CELLS = [
     pytest.param(url, persona, expected, id=f"{persona}:{url}")
@@ -103,7 +112,7 @@ def client_for(persona: str, request: pytest.FixtureRequest) -> Client:
 
 
 def fetch(client: Client, url: str, member: User, **extra):
-    path = url.format(member=member.pk)
+    path = url.format(member=member.pk, enterprise=member.enterprise_id)
     if url in POSTS:
         return client.post(path, data="{}", content_type="application/json", **extra)
     return client.get(path, **extra)
@@ -116,9 +125,11 @@ def test_access_matrix(url, persona, expected, member, request):
         assert response.status_code == expected, response.get("Location")
     else:
         assert response.status_code == 302
-        assert urlsplit(response["Location"]).path == expected
+        assert urlsplit(response["Location"]).path == expected.format(
+            enterprise=member.enterprise_id
+        )
 
 
 def test_matrix_covers_the_public_contract():
-    assert len(MATRIX) == 29
+    assert len(MATRIX) == 31
     assert set(MATRIX) >= POSTS

@@ -234,7 +234,7 @@ def test_activate_action_activates_and_grants_minimums(sales_client, pending):
     response = sales_client.post(
         ENTERPRISES, {"action": "activate", "_selected_action": [pending.pk]}, follow=True
     )
-    assert "Initech activated." in _messages(response)
+    assert "Initech is now active" in _messages(response)
     assert {reload(u).max_inference_tokens for u in members} == {MIN}
 
 
@@ -385,7 +385,7 @@ def test_activation_sixteen_minutes_after_mfa_asks_for_a_code_first(sales_client
     assert Enterprise.objects.get(pk=pending.pk).status == Enterprise.Status.PENDING
     with _later(5):  # within the window: the same POST goes through
         activated = sales_client.post(ENTERPRISES, data, follow=True)
-    assert "Initech activated." in _messages(activated)
+    assert "Initech is now active" in _messages(activated)
 
 
 def test_creating_an_integration_key_needs_a_recent_code(db):
