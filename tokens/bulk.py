@@ -489,10 +489,9 @@ def import_rows(
     for start in range(0, len(changes), pool.MAX_CHANGES_PER_SAVE):
         chunk = changes[start : start + pool.MAX_CHANGES_PER_SAVE]
         pool.set_allocations(actor=actor, enterprise=locked, changes=chunk)
-    # Promotions before demotions, so the last-admin rule sees the new admins.
-    for r in sorted(updates, key=lambda r: r.role != User.Role.ADMIN):
-        if r.user and r.role and r.role != r.user.role:
-            membership.change_role(actor=actor, user=r.user, role=r.role)
+    roles = {r.user.pk: r.role for r in updates if r.user and r.role and r.role != r.user.role}
+    if roles:
+        membership.change_roles(actor=actor, enterprise=locked, roles=roles)
     invitees = [
         invitations.Invitee(r.email, r.role, r.inference, r.embedding) for r in planned.of("invite")
     ]
