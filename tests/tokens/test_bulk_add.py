@@ -17,11 +17,13 @@ from django.test import TestCase
 from django.utils import timezone
 
 from accounts.models import User
+from asksage_admin.core.errors import Refused
 from asksage_admin.core.models import ActivityLog
 from tests import factories
 from tests.tokens.helpers import MIN, buy, logs, reload
 from tokens import bulk
 from tokens.invitations import accept_invitation
+from tokens.membership import change_roles
 from tokens.models import Invitation
 from tokens.pool import AllocationChange, set_allocations
 
@@ -364,3 +366,26 @@ def test_import_asks_for_a_fresh_code_but_preview_does_not(org_admin_client, roo
         response = org_admin_client.post(URL, data)
     assert response.status_code == 302 and response["Location"].startswith("/mfa/verify/?")
     _nothing_changed()
+
+
+def test_change_roles_refuses_to_leave_no_admin(room, org_admin, member):
+    with pytest.raises(Refused, match="must keep at least one admin"):
+        change_roles(actor=org_admin, enterprise=room, roles={org_admin.pk: "auditor"})
+    change_roles(
+        actor=org_admin, enterprise=room, roles={org_admin.pk: "member", member.pk: "admin"}
+    )
+    assert (reload(org_admin).role, reload(member).role) == ("member", "admin")
+    assert len(logs(ActivityLog.Action.ROLE_CHANGED)) == 2
+
+
+def test_invitee_keeps_the_minimum_when_the_pool_shrank_before_accepting(
+    org_admin_client, enterprise, org_admin, member
+):
+    buy(enterprise, 1_000_000)
+    do_import(org_admin_client, preview_csv(org_admin_client, HEADER + "n@x.test,,800000,,\n"))
+    token = re.search(r"/invitations/(\S+)/", mail.outbox[-1].body)[1]
+    change = AllocationChange(member.pk, "inference", 700_000, 0)
+    set_allocations(actor=org_admin, enterprise=enterprise, changes=[change])
+    person = factories.make_user("n@x.test")
+    accept_invitation(user=person, token=token)
+    assert reload(person).max_inference_tokens == MIN
