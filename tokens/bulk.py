@@ -99,14 +99,24 @@ def _refuse_too_many(count: int) -> None:
         raise BadFile(f"More than {MAX_ROWS:,} rows. Split the list and import the parts.")
 
 
+# In a pasted line: <address>, "a quoted name", or any other run of text between separators.
+_PASTE_TOKEN = re.compile(r'<([^<>]*)>|"[^"]*"|([^\s,;<>"]+)')
+
+
 def parse_paste(text: str) -> list[Row]:
-    """Addresses one per line, or separated by commas or semicolons (or spaces)."""
+    """Addresses one per line, or separated by commas, semicolons or spaces. On a line in a
+    mail client's shape ("Grace Hopper" <grace@example.com>) the words of names are dropped."""
     if len(text.encode()) > MAX_BYTES:
         raise BadFile("The pasted text is larger than 5 MB. Split it and import the parts.")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
-        for chunk in re.split(r"[,;\s]+", line):
-            email = chunk.strip().strip("<>\"'()")
+        named = "<" in line
+        for match in _PASTE_TOKEN.finditer(line):
+            bracketed, bare = match[1], match[2]
+            chunk = bracketed if bracketed is not None else bare
+            if chunk is None or (named and bracketed is None and "@" not in chunk):
+                continue
+            email = chunk.strip().strip("'()")
             if email:
                 _refuse_formula(number, "email", email)
                 rows.append(Row(number, email))

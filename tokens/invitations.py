@@ -308,9 +308,12 @@ def accept_invitation(*, user: User, token: str) -> Enterprise:
 
 def _apply_requested(enterprise: Enterprise, user: User, invitation: Invitation) -> None:
     """The role and allocations a bulk import asked for, applied by the inviting admin's
-    authority once the person has consented. The pool may have shrunk since the import: then
-    the person keeps the defaults and the admin sees no allocation row in the log."""
-    actor = invitation.invited_by or user
+    authority once the person has consented (and only while that admin still is one). The
+    pool may have shrunk since the import: then the person keeps the defaults and the log
+    shows no allocation change."""
+    actor = invitation.invited_by
+    if actor is None or actor.enterprise_id != enterprise.pk or not actor.can_edit_console:
+        return  # the inviter is no longer an admin here: their choices lapse with them
     if invitation.role and invitation.role != user.role:
         user = change_role(actor=actor, user=user, role=invitation.role)
     wanted = (

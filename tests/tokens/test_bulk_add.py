@@ -389,3 +389,22 @@ def test_invitee_keeps_the_minimum_when_the_pool_shrank_before_accepting(
     person = factories.make_user("n@x.test")
     accept_invitation(user=person, token=token)
     assert reload(person).max_inference_tokens == MIN
+
+
+def test_pasted_mail_client_addresses(org_admin_client, room):
+    text = 'Grace Hopper <grace@x.test>, "Lovelace, Ada" <ada@x.test>; alan@x.test bob@x.test'
+    response = preview_paste(org_admin_client, text)
+    assert list(outcomes(response)) == ["grace@x.test", "ada@x.test", "alan@x.test", "bob@x.test"]
+
+
+def test_requested_role_lapses_if_the_inviter_is_no_longer_an_admin(
+    org_admin_client, room, org_admin, enterprise
+):
+    do_import(org_admin_client, preview_csv(org_admin_client, "email,role\nn@x.test,admin\n"))
+    token = re.search(r"/invitations/(\S+)/", mail.outbox[-1].body)[1]
+    factories.make_user("admin2@acme.test", enterprise=enterprise, role="admin")
+    org_admin.role = User.Role.MEMBER
+    org_admin.save()
+    person = factories.make_user("n@x.test")
+    accept_invitation(user=person, token=token)
+    assert reload(person).role == User.Role.MEMBER
