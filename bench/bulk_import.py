@@ -92,6 +92,7 @@ def main() -> int:
     assert preview.status_code == 200, preview.status_code
     assert preview.context["plan"].importable, preview.context["plan"].problems
 
+    phases = _time_phases() if os.environ.get("BENCH_PHASES") else {}
     started, cpu = time.perf_counter(), time.process_time()
     form = {"step": "import", "text": preview.context["text"], "seal": preview.context["seal"]}
     if os.environ.get("BENCH_PROFILE"):
@@ -133,7 +134,37 @@ def main() -> int:
     )
     print(f"total                                 {preview_s + import_s:6.2f} s")
     print(f"mails sent after commit               {len(mail.outbox):,}")
+    for name, seconds in phases.items():
+        print(f"  {name:<34} {seconds:6.2f} s")
     return 0
+
+
+def _time_phases() -> dict[str, float]:
+    """Wrap the steps of an import to see where its time goes (BENCH_PHASES=1)."""
+    from tokens import bulk, invitations, membership, pool
+
+    phases: dict[str, float] = {}
+
+    def wrap(module: object, name: str) -> None:
+        original = getattr(module, name)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            t0 = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                phases[name] = phases.get(name, 0.0) + time.perf_counter() - t0
+
+        setattr(module, name, timed)
+
+    wrap(bulk, "plan")
+    wrap(bulk, "parse_csv")
+    wrap(pool, "set_allocations")
+    wrap(membership, "change_roles")
+    wrap(invitations, "invite_many")
+    wrap(invitations, "_send_invitations")
+    wrap(invitations, "log_activities")
+    return phases
 
 
 if __name__ == "__main__":
