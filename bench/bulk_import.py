@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import threading
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
@@ -123,6 +124,9 @@ def main() -> int:
     import_s, import_cpu = time.perf_counter() - started, time.process_time() - cpu
     assert done.status_code == 302, done.status_code
 
+    for thread in threading.enumerate():
+        if thread.name == "invitation-mails":
+            thread.join()  # the mails leave after the response; wait for them to count them
     invited = Invitation.objects.filter(enterprise=enterprise).count()
     updated = User.objects.filter(enterprise=enterprise, max_inference_tokens=300_000).count()
     print(f"rows {args.rows:,} ({args.members:,} members updated, {invited:,} invited)")
@@ -162,7 +166,7 @@ def _time_phases() -> dict[str, float]:
     wrap(pool, "set_allocations")
     wrap(membership, "change_roles")
     wrap(invitations, "invite_many")
-    wrap(invitations, "_send_invitations")
+    wrap(invitations, "_deliver")
     wrap(invitations, "log_activities")
     return phases
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ from tokens.models import Invitation
 from tokens.pool import MIN_PAID_INFERENCE, AllocationChange, refuse_short_pool, set_allocations
 
 INVITATION_LIFETIME = dt.timedelta(days=7)
+logger = logging.getLogger(__name__)
 
 
 def _digest(token: str) -> str:
@@ -57,6 +60,11 @@ def _send_invitation(email: str, enterprise_name: str, inviter: str, link: str) 
     send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
 
 
+# Above this many, a bulk import's mails leave from a thread after the response: thousands
+# of SMTP sends would outlast the worker timeout, and the import itself is already committed.
+INLINE_MAILS = 50
+
+
 def _send_invitations(mails: list[tuple[str, str]], enterprise_name: str, inviter: str) -> None:
     """Many invitation mails over one connection (a bulk import sends thousands)."""
     messages = [
@@ -65,6 +73,22 @@ def _send_invitations(mails: list[tuple[str, str]], enterprise_name: str, invite
     ]
     with get_connection() as connection:
         connection.send_messages(messages)
+
+
+def _send_in_background(mails: list[tuple[str, str]], enterprise_name: str, inviter: str) -> None:
+    def send() -> None:
+        try:
+            _send_invitations(mails, enterprise_name, inviter)
+        except Exception:
+            # The invitations exist; the admin can resend any from the Users page.
+            logger.exception("Sending %d invitation mails failed", len(mails))
+
+    threading.Thread(target=send, name="invitation-mails").start()
+
+
+def _deliver(mails: list[tuple[str, str]], enterprise_name: str, inviter: str) -> None:
+    send = _send_invitations if len(mails) <= INLINE_MAILS else _send_in_background
+    send(mails, enterprise_name, inviter)
 
 
 @transaction.atomic
@@ -189,7 +213,7 @@ def invite_many(
         ]
     )
     name, inviter = locked.name, actor.email
-    transaction.on_commit(lambda: _send_invitations(mails, name, inviter))
+    transaction.on_commit(lambda: _deliver(mails, name, inviter))
     return len(invitees)
 
 

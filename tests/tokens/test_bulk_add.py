@@ -21,7 +21,7 @@ from asksage_admin.core.errors import Refused
 from asksage_admin.core.models import ActivityLog
 from tests import factories
 from tests.tokens.helpers import MIN, buy, logs, reload
-from tokens import bulk
+from tokens import bulk, invitations
 from tokens.invitations import accept_invitation
 from tokens.membership import change_roles
 from tokens.models import Invitation
@@ -408,3 +408,15 @@ def test_requested_role_lapses_if_the_inviter_is_no_longer_an_admin(
     person = factories.make_user("n@x.test")
     accept_invitation(user=person, token=token)
     assert reload(person).role == User.Role.MEMBER
+
+
+def test_a_large_import_mails_after_the_response(org_admin_client, room, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    text = "\n".join(f"p{i}@x.test" for i in range(invitations.INLINE_MAILS + 1))
+    buy(room, 100_000_000)
+    with mock.patch.object(invitations.threading, "Thread") as thread:
+        do_import(org_admin_client, preview_paste(org_admin_client, text))
+    thread.return_value.start.assert_called_once()
+    assert not mail.outbox
+    thread.call_args.kwargs["target"]()  # what the thread runs
+    assert len(mail.outbox) == invitations.INLINE_MAILS + 1
