@@ -62,7 +62,7 @@ class BulkAddForm(forms.Form):
     """Either pasted addresses or a CSV file; tokens.bulk parses and checks them."""
 
     emails = forms.CharField(
-        label="Paste email addresses",
+        label="Paste addresses",
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "autocomplete": "off", "spellcheck": "false"}),
         help_text="One per line, or separated by commas or semicolons.",

@@ -24,7 +24,7 @@ def test_paste_preview_then_import(
     page.goto("/org/users/add/")
     text = "grace@newhire.example, alan@newhire.example\n{}\nnot-an-email\nGrace@newhire.example"
     text = text.format(DEMO_MEMBER)
-    page.get_by_label("Paste email addresses").fill(text)
+    page.get_by_label("Paste addresses").fill(text)
     page.get_by_role("button", name="Preview").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Preview: add 5 rows")
