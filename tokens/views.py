@@ -124,7 +124,7 @@ def user_add(request: ConsoleRequest) -> HttpResponse:
     try:
         step = request.POST.get("step", "")
     except RequestDataTooBig:
-        return _add_page(request, bulk_error="The pasted text is larger than 5 MB.")
+        return _add_page(request, bulk_error="The pasted text is larger than 5 MB. " + UNCHANGED)
     if request.method == "GET":
         return _add_page(request)
     if step == "import":
@@ -137,7 +137,15 @@ def user_add(request: ConsoleRequest) -> HttpResponse:
     try:
         rows = _read_bulk(form)
     except bulk.BadFile as exc:
-        return _add_page(request, bulk_form=form, bulk_error=exc.message)
+        return _add_page(request, bulk_form=form, bulk_error=f"{exc.message} {UNCHANGED}")
+    return _preview_page(request, rows)
+
+
+UNCHANGED = "Nothing was changed."
+
+
+def _preview_page(request: ConsoleRequest, rows: list[bulk.Row]) -> HttpResponse:
+    """What the import would do, with the list and its seal for the Import button."""
     text = bulk.canonical_text(rows)
     planned = bulk.plan(request.enterprise, rows)
     sealed = bulk.seal(
@@ -180,7 +188,6 @@ def _add_page(
         "form": form or AddUserForm(),
         "bulk_form": bulk_form or BulkAddForm(),
         "bulk_error": bulk_error,
-        "many": bulk_form is not None or bool(bulk_error),
     }
     status = 400 if bulk_error else 200
     return render(request, "tokens/user_add.html", ctx, status=status)
@@ -226,7 +233,9 @@ def _import_apply(request: ConsoleRequest) -> HttpResponse:
             snapshot=snapshot,
             link_for=_invitation_link(request),
         )
-    except (bulk.BadFile, Refused) as exc:
+    except bulk.BadFile as exc:
+        return _add_page(request, bulk_error=f"{exc.message} {UNCHANGED}")
+    except Refused as exc:
         return _add_page(request, bulk_error=exc.message)
     messages.success(
         request,
