@@ -236,7 +236,7 @@ class Plan:
                 r.user.max_inference_tokens,
                 r.user.max_embedding_tokens,
                 r.user.role,
-            ]  # fmt: skip
+            ]
             for r in self.rows
             if r.user is not None
         }
@@ -325,7 +325,7 @@ def _check_last_admin(enterprise: Enterprise, rows: list[PlannedRow]) -> None:
         and r.user
         and r.user.role == User.Role.ADMIN
         and r.role
-        and r.role != User.Role.ADMIN  # fmt: skip
+        and r.role != User.Role.ADMIN
     ]
     if not demoted:
         return
