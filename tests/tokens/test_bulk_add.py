@@ -420,3 +420,20 @@ def test_a_large_import_mails_after_the_response(org_admin_client, room, setting
     assert not mail.outbox
     thread.call_args.kwargs["target"]()  # what the thread runs
     assert len(mail.outbox) == invitations.INLINE_MAILS + 1
+
+
+@pytest.mark.parametrize("count", [3, 300])
+def test_preview_and_import_queries_do_not_grow_with_rows(
+    org_admin_client, room, enterprise, count, django_assert_max_num_queries
+):
+    buy(enterprise, 200_000_000, 10_000, ref="PO-2")
+    members = [factories.make_user(f"m{i}@acme.test", enterprise=enterprise) for i in range(count)]
+    lines = [f"{m.email},,{MIN + 1},5,auditor" for m in members]
+    lines += [f"new{i}@x.test,,,," for i in range(count)]
+    csv = HEADER + "\n".join(lines) + "\n"
+    with django_assert_max_num_queries(25):
+        preview = preview_csv(org_admin_client, csv)
+    assert preview.context["plan"].importable
+    with django_assert_max_num_queries(45):
+        do_import(org_admin_client, preview)
+    assert Invitation.objects.count() == count
