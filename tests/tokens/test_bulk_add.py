@@ -437,3 +437,10 @@ def test_preview_and_import_queries_do_not_grow_with_rows(
     with django_assert_max_num_queries(45):
         do_import(org_admin_client, preview)
     assert Invitation.objects.count() == count
+
+
+def test_invitation_page_says_which_role_is_offered(org_admin_client, room):
+    do_import(org_admin_client, preview_csv(org_admin_client, "email,role\nn@x.test,admin\n"))
+    path = re.search(r"http://testserver(/invitations/\S+/)", mail.outbox[-1].body)[1]
+    client = factories.signed_in_client(factories.make_user("n@x.test"))
+    assert "You are invited as <strong>admin</strong>" in client.get(path).content.decode()
