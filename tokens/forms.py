@@ -56,3 +56,30 @@ class AllocationForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=User.Role.choices, label="Role")
+
+
+class BulkAddForm(forms.Form):
+    """Either pasted addresses or a CSV file; tokens.bulk parses and checks them."""
+
+    emails = forms.CharField(
+        label="Paste addresses",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="One per line, or separated by commas or semicolons.",
+    )
+    file = forms.FileField(
+        label="Or upload a CSV file",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        help_text=(
+            "UTF-8, at most 5 MB and 5,000 rows, with a header line: "
+            "<code>email,full_name,max_inference,max_embedding,role</code> "
+            "(only <code>email</code> is required)."
+        ),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool((data.get("emails") or "").strip()) == bool(data.get("file")):
+            raise forms.ValidationError("Paste addresses or choose a CSV file (one of the two).")
+        return data

@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, get_connection, send_mail
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
-from asksage_admin.core.audit import Action, log_activity
+from asksage_admin.core.audit import Action, log_activities, log_activity
 from asksage_admin.core.errors import Refused
-from tokens.membership import join
+from tokens.membership import change_role, join
 from tokens.models import Invitation
-from tokens.pool import MIN_PAID_INFERENCE, refuse_short_pool
+from tokens.pool import MIN_PAID_INFERENCE, AllocationChange, refuse_short_pool, set_allocations
 
 INVITATION_LIFETIME = dt.timedelta(days=7)
+logger = logging.getLogger(__name__)
 
 
 def _digest(token: str) -> str:
@@ -38,18 +43,52 @@ class InviteOutcome:
     invitation: Invitation | None
 
 
-def _send_invitation(email: str, enterprise_name: str, inviter: str, link: str) -> None:
-    send_mail(
-        # One line whatever the name holds: a line break in a header is refused (BadHeaderError).
-        subject=f"You are invited to {' '.join(enterprise_name.split())} on AskSage",
-        message=(
-            f"{inviter} invited you to join {enterprise_name} on AskSage.\n\n"
-            f"Open this link to accept (valid for {INVITATION_LIFETIME.days} days). If you have "
-            f"no account yet, you can create one from there:\n{link}\n"
-        ),
-        from_email=None,
-        recipient_list=[email],
+def _invitation_text(enterprise_name: str, inviter: str, link: str) -> tuple[str, str]:
+    """Subject and body of the invitation mail."""
+    # One line whatever the name holds: a line break in a header is refused (BadHeaderError).
+    subject = f"You are invited to {' '.join(enterprise_name.split())} on AskSage"
+    body = (
+        f"{inviter} invited you to join {enterprise_name} on AskSage.\n\n"
+        f"Open this link to accept (valid for {INVITATION_LIFETIME.days} days). If you have "
+        f"no account yet, you can create one from there:\n{link}\n"
     )
+    return subject, body
+
+
+def _send_invitation(email: str, enterprise_name: str, inviter: str, link: str) -> None:
+    subject, body = _invitation_text(enterprise_name, inviter, link)
+    send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
+
+
+# Above this many, a bulk import's mails leave from a thread after the response: thousands
+# of SMTP sends would outlast the worker timeout, and the import itself is already committed.
+INLINE_MAILS = 50
+
+
+def _send_invitations(mails: list[tuple[str, str]], enterprise_name: str, inviter: str) -> None:
+    """Many invitation mails over one connection (a bulk import sends thousands)."""
+    messages = [
+        EmailMessage(*_invitation_text(enterprise_name, inviter, link), to=[email])
+        for email, link in mails
+    ]
+    with get_connection() as connection:
+        connection.send_messages(messages)
+
+
+def _send_in_background(mails: list[tuple[str, str]], enterprise_name: str, inviter: str) -> None:
+    def send() -> None:
+        try:
+            _send_invitations(mails, enterprise_name, inviter)
+        except Exception:
+            # The invitations exist; the admin can resend any from the Users page.
+            logger.exception("Sending %d invitation mails failed", len(mails))
+
+    threading.Thread(target=send, name="invitation-mails").start()
+
+
+def _deliver(mails: list[tuple[str, str]], enterprise_name: str, inviter: str) -> None:
+    send = _send_invitations if len(mails) <= INLINE_MAILS else _send_in_background
+    send(mails, enterprise_name, inviter)
 
 
 @transaction.atomic
@@ -100,6 +139,82 @@ def add_user(
     link = link_for(token)
     transaction.on_commit(lambda: _send_invitation(email, locked.name, actor.email, link))
     return InviteOutcome(email, invitation)
+
+
+@dataclass(frozen=True)
+class Invitee:
+    """One address of a bulk import, with what the import asks for once they accept."""
+
+    email: str
+    role: str = ""
+    max_inference_tokens: int | None = None
+    max_embedding_tokens: int | None = None
+
+
+def invite_many(
+    *,
+    actor: User,
+    locked: Enterprise,
+    invitees: list[Invitee],
+    link_for: Callable[[str], str],
+) -> int:
+    """add_user for many valid, lower-cased addresses that are not members of `locked`.
+
+    Runs inside the caller's transaction, which holds the enterprise lock and has checked
+    the pool. A fixed number of queries whatever the count. As with add_user, an address
+    that cannot join (another organization, staff) gets no working link, yet its log row
+    and the admin's summary read the same as anyone else's.
+    """
+    if not invitees:
+        return 0
+    emails = [i.email for i in invitees]
+    blocked = set(
+        User.objects.annotate(address=Lower("email"))
+        .filter(address__in=emails)
+        .filter(Q(enterprise__isnull=False) | Q(is_staff=True) | Q(is_superuser=True))
+        .values_list("address", flat=True)
+    )
+    now = timezone.now()
+    expires = now + INVITATION_LIFETIME
+    # New links replace earlier open ones for the same addresses (invitation_email_idx).
+    Invitation.objects.annotate(address=Lower("email")).filter(
+        enterprise=locked, address__in=emails, accepted_at__isnull=True, expires_at__gt=now
+    ).update(expires_at=now)
+    rows, mails = [], []
+    for invitee in invitees:
+        if invitee.email in blocked:
+            continue
+        token = secrets.token_urlsafe(32)
+        rows.append(
+            Invitation(
+                enterprise=locked,
+                email=invitee.email,
+                token_digest=_digest(token),
+                invited_by=actor,
+                expires_at=expires,
+                role=invitee.role,
+                max_inference_tokens=invitee.max_inference_tokens,
+                max_embedding_tokens=invitee.max_embedding_tokens,
+            )
+        )
+        mails.append((invitee.email, link_for(token)))
+    Invitation.objects.bulk_create(rows)
+    new = {"expires_at": expires.isoformat(), "via": "bulk import"}
+    log_activities(
+        [
+            {
+                "actor": actor,
+                "action": Action.USER_INVITED,
+                "enterprise": locked,
+                "target": e,
+                "new": new,
+            }
+            for e in emails
+        ]
+    )
+    name, inviter = locked.name, actor.email
+    transaction.on_commit(lambda: _deliver(mails, name, inviter))
+    return len(invitees)
 
 
 def _locked_pending(invitation: Invitation) -> tuple[Enterprise, Invitation]:
@@ -211,7 +326,34 @@ def accept_invitation(*, user: User, token: str) -> Enterprise:
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
+    _apply_requested(enterprise, User.objects.get(pk=user.pk), invitation)
     return enterprise
+
+
+def _apply_requested(enterprise: Enterprise, user: User, invitation: Invitation) -> None:
+    """The role and allocations a bulk import asked for, applied by the inviting admin's
+    authority once the person has consented (and only while that admin still is one). The
+    pool may have shrunk since the import: then the person keeps the defaults and the log
+    shows no allocation change."""
+    actor = invitation.invited_by
+    if actor is None or actor.enterprise_id != enterprise.pk or not actor.can_edit_console:
+        return  # the inviter is no longer an admin here: their choices lapse with them
+    if invitation.role and invitation.role != user.role:
+        user = change_role(actor=actor, user=user, role=invitation.role)
+    wanted = (
+        ("inference", invitation.max_inference_tokens, user.max_inference_tokens),
+        ("embedding", invitation.max_embedding_tokens, user.max_embedding_tokens),
+    )
+    changes = [
+        AllocationChange(user.pk, c, v, now) for c, v, now in wanted if v is not None and v != now
+    ]
+    if not changes:
+        return
+    try:
+        with transaction.atomic():  # a savepoint: a refusal leaves the join in place
+            set_allocations(actor=actor, enterprise=enterprise, changes=changes)
+    except Refused:
+        pass
 
 
 @transaction.atomic

@@ -88,6 +88,10 @@ class Invitation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
+    # What a bulk import asked for; applied when the person accepts (None: the defaults).
+    role = models.CharField(max_length=16, choices=User.Role.choices, blank=True)
+    max_inference_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    max_embedding_tokens = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = InvitationQuerySet.as_manager()
 

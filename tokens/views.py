@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,8 +24,8 @@ from accounts.access import ConsoleRequest, console_view, get_enterprise_user
 from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused, json_error, refusal_response
 from asksage_admin.core.fields import parse_token_count
-from tokens import invitations, membership, pool
-from tokens.forms import AddUserForm, RoleForm
+from tokens import bulk, invitations, membership, pool
+from tokens.forms import AddUserForm, BulkAddForm, RoleForm
 from tokens.models import Invitation
 from tokens.pool import AllocationChange
 from tokens.queries import pool_totals
@@ -117,10 +118,85 @@ def allocations_save(request: ConsoleRequest) -> JsonResponse:
 
 @require_http_methods(["GET", "POST"])
 @console_view(write=True)
-@step_up_required
 def user_add(request: ConsoleRequest) -> HttpResponse:
-    form = AddUserForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    """One person (an invitation), or many: a bulk preview that changes nothing, then the
+    import. The preview takes no step-up check, so an uploaded file is never lost to one."""
+    try:
+        step = request.POST.get("step", "")
+    except RequestDataTooBig:
+        return _add_page(request, bulk_error="The pasted text is larger than 5 MB. " + UNCHANGED)
+    if request.method == "GET":
+        return _add_page(request)
+    if step == "import":
+        return _import_apply(request)
+    if step != "preview":
+        return _add_one(request)
+    form = BulkAddForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _add_page(request, bulk_form=form)
+    try:
+        rows = _read_bulk(form)
+    except bulk.BadFile as exc:
+        return _add_page(request, bulk_form=form, bulk_error=f"{exc.message} {UNCHANGED}")
+    return _preview_page(request, rows)
+
+
+UNCHANGED = "Nothing was changed."
+
+
+def _preview_page(request: ConsoleRequest, rows: list[bulk.Row]) -> HttpResponse:
+    """What the import would do, with the list and its seal for the Import button."""
+    text = bulk.canonical_text(rows)
+    planned = bulk.plan(request.enterprise, rows)
+    sealed = bulk.seal(
+        actor=request.user, enterprise=request.enterprise, text=text, planned=planned
+    )
+    ctx = {
+        "plan": planned,
+        "text": text,
+        "seal": sealed,
+        "counts": [
+            {"label": label, "count": planned.counts[status], "css": f"bulk-badge-{status}"}
+            for status, label in bulk.STATUS_LABELS.items()
+            if planned.counts[status]
+        ],
+        "pools": [
+            ("Inference (monthly)", planned.pools["inference"]),
+            ("Training (lifetime)", planned.pools["training"]),
+        ],
+    }
+    return render(request, "tokens/user_import_preview.html", ctx)
+
+
+def _read_bulk(form: BulkAddForm) -> list[bulk.Row]:
+    upload = form.cleaned_data.get("file")
+    if upload is None:
+        return bulk.parse_paste(form.cleaned_data["emails"])
+    if upload.size > bulk.MAX_BYTES:
+        raise bulk.BadFile("The file is larger than 5 MB. Split it and import the parts.")
+    return bulk.parse_csv(bulk.read_upload(upload.read()))
+
+
+def _add_page(
+    request: ConsoleRequest,
+    *,
+    form: AddUserForm | None = None,
+    bulk_form: BulkAddForm | None = None,
+    bulk_error: str = "",
+) -> HttpResponse:
+    ctx = {
+        "form": form or AddUserForm(),
+        "bulk_form": bulk_form or BulkAddForm(),
+        "bulk_error": bulk_error,
+    }
+    status = 400 if bulk_error else 200
+    return render(request, "tokens/user_add.html", ctx, status=status)
+
+
+@step_up_required
+def _add_one(request: ConsoleRequest) -> HttpResponse:
+    form = AddUserForm(request.POST)
+    if form.is_valid():
         try:
             outcome = invitations.add_user(
                 actor=request.user,
@@ -138,7 +214,36 @@ def user_add(request: ConsoleRequest) -> HttpResponse:
                 "when they accept it.",
             )
             return redirect("console:users")
-    return render(request, "tokens/user_add.html", {"form": form})
+    return _add_page(request, form=form)
+
+
+@step_up_required
+def _import_apply(request: ConsoleRequest) -> HttpResponse:
+    # A browser sends a form field's line breaks as CRLF; the seal was made over LF.
+    text = request.POST.get("text", "").replace("\r\n", "\n")
+    sealed = request.POST.get("seal", "")
+    try:
+        snapshot = bulk.unseal(
+            actor=request.user, enterprise=request.enterprise, text=text, sealed=sealed
+        )
+        done = bulk.import_rows(
+            actor=request.user,
+            enterprise=request.enterprise,
+            text=text,
+            snapshot=snapshot,
+            link_for=_invitation_link(request),
+        )
+    except bulk.BadFile as exc:
+        return _add_page(request, bulk_error=f"{exc.message} {UNCHANGED}")
+    except Refused as exc:
+        return _add_page(request, bulk_error=exc.message)
+    messages.success(
+        request,
+        f"Import done: {done.invited} invited, {done.updated} members updated, "
+        f"{done.unchanged} unchanged, {done.skipped} rows skipped. Invited people join "
+        f"{request.enterprise.name} when they accept.",
+    )
+    return redirect("console:users")
 
 
 @require_POST

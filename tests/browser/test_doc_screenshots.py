@@ -149,6 +149,16 @@ def test_write_doc_screenshots(demo_data, new_page):
     invitee.get_by_role("button", name="Accept and join").wait_for()
     shot(invitee, "invitation")
 
+    # Many at once: the preview, before anything changes.
+    page.goto("/org/users/add/")
+    page.get_by_label("Paste addresses").fill(
+        "grace.hopper@example.com, alan.turing@example.com\n"
+        "ada.lovelace@demo-corp.example\nnot-an-address\nGrace.Hopper@example.com"
+    )
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_test_id("bulk-preview").wait_for()
+    shot(page, "bulk-add-preview")
+
     staff = new_page()
     sign_in_and_enrol(staff, SELLER)
     demo = Enterprise.objects.get(slug="demo-corp")
