@@ -6,7 +6,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
 from accounts.access import ConsoleRequest, console_view
@@ -15,7 +15,7 @@ from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
-from metrics import charts, copy_export, exports, queries
+from metrics import charts, copy_export, export_verify, exports, queries
 from metrics.filters import ActivityLogFilterSet
 from metrics.models import ReconcileRun
 from metrics.pagination import NearEndPaginator
@@ -130,6 +130,35 @@ def exports_page(request: ConsoleRequest) -> HttpResponse:
         return render(request, "metrics/exports.html", ctx)
 
 
+@require_http_methods(["GET", "POST"])
+@console_view
+def verify_export(request: ConsoleRequest) -> HttpResponse:
+    """Upload a CSV: is it, byte for byte, an export this enterprise downloaded? Auditors and
+    admins alike (it reads, it changes nothing)."""
+    enterprise = request.enterprise
+    form = export_verify.VerifyExportForm()
+    ctx: dict = {"form": form, "max_mb": export_verify.max_bytes() // (1024 * 1024)}
+    status = 200
+    if request.method == "POST":
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        # Refused before Django reads the body: a huge upload costs neither disk nor time.
+        if declared.isdigit() and int(declared) > export_verify.max_bytes() + 64 * 1024:
+            ctx["refused"] = export_verify.too_large_message()
+            status = 413
+        else:
+            form = export_verify.VerifyExportForm(request.POST, request.FILES)
+            if form.is_valid():
+                upload = form.cleaned_data["file"]
+                sha256 = export_verify.file_sha256(upload)
+                ctx["checked"] = {"name": upload.name, "size": upload.size, "sha256": sha256}
+                ctx["matches"] = list(export_verify.matching_exports(enterprise, sha256)[:20])
+            else:
+                status = 400
+        ctx["form"] = form
+    with timezone.override(enterprise.tzinfo):
+        return render(request, "metrics/export_verify.html", ctx, status=status)
+
+
 def _activity_filter(request: ConsoleRequest) -> ActivityLogFilterSet:
     logs = ActivityLog.objects.for_enterprise(request.enterprise)
     return ActivityLogFilterSet(request.GET or None, queryset=logs, request=request)
@@ -184,6 +213,7 @@ def activity_csv(request: ConsoleRequest) -> HttpResponseBase:
         name="activity-log",
         lines=exports.queryset_csv(table, logs, formats=ACTIVITY_CSV, time_zone=time_zone),
         row_count=logs.count(),
+        filters=exports.applied_filters(filterset),
     )
 
 
@@ -198,6 +228,7 @@ def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> HttpR
         name=name,
         lines=exports.queryset_csv(table, users, formats={"date_joined": copy_export.UTC_DATE}),
         row_count=users.count(),
+        filters=exports.applied_filters(filterset),
     )
 
 

@@ -60,6 +60,7 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/org/exports/users.csv":             (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/exports/users-with-tokens.csv": (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/exports/activity.csv":          (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/exports/verify/":               (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/staff/":                            (STAFF_IN, SETUP, 403, 403, 403, 403, SETUP, 200),
     # The API takes keys, never sessions: a signed-in browser is as anonymous as anyone.
     "/api/v1/usage/events":               (401,   401,   401,   401,   401,   401,   401,   401),
@@ -119,5 +120,5 @@ def test_access_matrix(url, persona, expected, member, request):
 
 
 def test_matrix_covers_the_public_contract():
-    assert len(MATRIX) == 28
+    assert len(MATRIX) == 29
     assert set(MATRIX) >= POSTS

@@ -1,0 +1,61 @@
+"""Is this CSV one we produced? Every download logs the SHA-256 of the bytes it sent
+(metrics.exports.csv_response); an uploaded file is hashed the same way and looked up.
+
+Scoped to the asking enterprise: another enterprise's identical file is not "ours" to them.
+Read from the primary, never the replica: a file downloaded a moment ago must be found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
+
+from accounts.models import Enterprise
+from asksage_admin.core.models import ActivityLog
+
+
+def max_bytes() -> int:
+    return int(settings.EXPORT_VERIFY_MAX_BYTES)
+
+
+def too_large_message() -> str:
+    return f"The file is larger than {max_bytes() // (1024 * 1024)} MB, the most we check."
+
+
+class VerifyExportForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="The file exactly as downloaded. Opening and saving it in a spreadsheet"
+        " changes its bytes, and then it no longer matches.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        error_messages={
+            "required": "Choose the CSV file to check.",
+            "empty": "The file is empty: no export is empty (each has at least a header).",
+        },
+    )
+
+    def clean_file(self) -> UploadedFile:
+        upload: UploadedFile = self.cleaned_data["file"]
+        if upload.size is not None and upload.size > max_bytes():
+            raise forms.ValidationError(too_large_message())
+        return upload
+
+
+def file_sha256(upload: UploadedFile) -> str:
+    """SHA-256 of the upload, read in chunks (a large file is on disk, not in memory)."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def matching_exports(enterprise: Enterprise, sha256: str) -> QuerySet[ActivityLog]:
+    """This enterprise's downloads whose bytes had this SHA-256, newest first (one query,
+    through the (enterprise, action, created_at) index)."""
+    return ActivityLog.objects.for_enterprise(enterprise).filter(
+        action=ActivityLog.Action.EXPORT_DOWNLOADED, new_value__sha256=sha256.lower()
+    )
