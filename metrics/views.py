@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
 from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
-from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
+from asksage_admin.core.filters import filter_problem, filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
 from metrics import charts, copy_export, export_verify, exports, queries
-from metrics.filters import ActivityLogFilterSet
-from metrics.models import ReconcileRun
+from metrics.filters import ActivityLogFilterSet, MonthRangeFilterSet
+from metrics.models import EnterpriseMonthlyUsage, ReconcileRun
 from metrics.pagination import NearEndPaginator
 from metrics.tables import (
     ActivityLogTable,
@@ -58,11 +59,31 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
     return render(request, "metrics/dashboard.html", ctx)
 
 
+def _month_range(request: ConsoleRequest) -> tuple[MonthRangeFilterSet, queries.MonthRange | None]:
+    """The ?from=&to= months and the range they give; None when the input is invalid (pages
+    then show the errors and no figures, never everything)."""
+    filterset = MonthRangeFilterSet(
+        request.GET or None, queryset=EnterpriseMonthlyUsage.objects.none()
+    )
+    if filter_problem(filterset):
+        return filterset, None
+    return filterset, filterset.month_range()
+
+
+def _range_ctx(filterset: MonthRangeFilterSet, months: queries.MonthRange | None) -> dict:
+    return {
+        "range_filter": filterset,
+        "range_query": urlencode(months.as_filters()) if months else "",
+        "range_limited": bool(months and not months.is_everything),
+    }
+
+
 @require_GET
 @console_view
 @replica_reads
 def token_statistics(request: ConsoleRequest) -> HttpResponse:
-    rows = queries.monthly_totals(request.enterprise)
+    filterset, months = _month_range(request)
+    rows = queries.monthly_totals(request.enterprise, months) if months else []
     years = queries.yearly_subtotals(rows)
     table_rows = [item for year in years for item in (year, *year.months)]
     busiest = max(rows, key=lambda r: (r.total, r.month), default=None)
@@ -72,6 +93,7 @@ def token_statistics(request: ConsoleRequest) -> HttpResponse:
         "lifetime": sum(r.total for r in rows),
         "busiest": busiest if busiest and busiest.total else None,
         "this_year": queries.month_start(request.enterprise).year,
+        **_range_ctx(filterset, months),
     }
     return render(request, "metrics/token_statistics.html", ctx)
 
@@ -81,16 +103,22 @@ def token_statistics(request: ConsoleRequest) -> HttpResponse:
 @replica_reads
 def token_usage(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
-    rows = queries.monthly_totals(enterprise)
-    breakdown = queries.usage_breakdown(enterprise)
-    top = queries.top_users(enterprise, TOP_USERS, grand=breakdown.total)
+    filterset, months = _month_range(request)
+    if months is None:
+        rows, breakdown, top, by_model = [], queries.Breakdown(0, 0), [], []
+    else:
+        rows = queries.monthly_totals(enterprise, months)
+        breakdown = queries.usage_breakdown(enterprise, months)
+        top = queries.top_users(enterprise, TOP_USERS, grand=breakdown.total, months=months)
+        by_model = queries.usage_by_model(enterprise, months)
     ctx = {
         "breakdown": breakdown,
         "chart": charts.monthly_usage_chart(rows),
         "months_charted": min(len(rows), 24),
         "top_users": TopUsersTable(top),
-        "models": ModelUsageTable(queries.usage_by_model(enterprise)),
+        "models": ModelUsageTable(by_model),
         "top_n": TOP_USERS,
+        **_range_ctx(filterset, months),
     }
     return render(request, "metrics/token_usage.html", ctx)
 
@@ -99,7 +127,8 @@ def token_usage(request: ConsoleRequest) -> HttpResponse:
 @console_view
 @replica_reads
 def monthly(request: ConsoleRequest) -> HttpResponse:
-    rows = queries.monthly_totals(request.enterprise)
+    filterset, months = _month_range(request)
+    rows = queries.monthly_totals(request.enterprise, months) if months else []
     spikes = [r for r in rows if r.spike]
     ctx = {
         "table": MonthlyDataTable(list(reversed(rows))),
@@ -108,6 +137,7 @@ def monthly(request: ConsoleRequest) -> HttpResponse:
         "spikes": spikes,
         "latest": rows[-1] if rows else None,
         "spike_rule": queries.SPIKE_RULE,
+        **_range_ctx(filterset, months),
     }
     return render(request, "metrics/monthly.html", ctx)
 
@@ -184,14 +214,19 @@ def activity(request: ConsoleRequest) -> HttpResponse:
 @require_GET
 @console_view
 @replica_reads
-def token_usage_csv(request: ConsoleRequest) -> StreamingHttpResponse:
+def token_usage_csv(request: ConsoleRequest) -> HttpResponseBase:
+    """The monthly history, within ?from=&to= when given (a bad month is a 400)."""
     enterprise = request.enterprise
+    filterset, months = _month_range(request)
+    if months is None:
+        return refuse_bad_filter(filterset) or HttpResponse(status=400)
     table = MonthlyDataTable([])
     return exports.csv_response(
         request,
         name="token-usage",
-        rows=exports.table_rows(table, queries.iter_monthly_totals(enterprise)),
-        row_count=queries.monthly_row_count(enterprise),
+        rows=exports.table_rows(table, queries.iter_monthly_totals(enterprise, months)),
+        row_count=queries.monthly_row_count(enterprise, months),
+        filters=months.as_filters(),
     )
 
 
