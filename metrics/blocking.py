@@ -103,9 +103,13 @@ def block_reasons(
             reasons.append(
                 BlockReason(
                     INFERENCE_CAP_REACHED,
-                    f"Monthly inference cap reached: used {tokens(inference_used)} of"
-                    f" {tokens(inference_allocation)}. It resets on {day(resets_on)} at"
-                    f" midnight ({time_zone}).",
+                    (
+                        "No monthly inference allocation (0 tokens)."
+                        if not inference_allocation
+                        else f"Monthly inference cap reached: used {tokens(inference_used)} of"
+                        f" {tokens(inference_allocation)}. It resets on {day(resets_on)} at"
+                        f" midnight ({time_zone})."
+                    ),
                     REMEDY_WAIT_OR_RAISE,
                     "inference",
                 )
@@ -118,9 +122,13 @@ def block_reasons(
             reasons.append(
                 BlockReason(
                     EMBEDDING_USED_UP,
-                    f"Embedding (training) allocation used up: used {tokens(embedding_used)} of"
-                    f" {tokens(embedding_allocation)}. It is a lifetime allocation: it never"
-                    " resets.",
+                    (
+                        "No embedding (training) allocation (0 tokens)."
+                        if not embedding_allocation
+                        else f"Embedding (training) allocation used up: used"
+                        f" {tokens(embedding_used)} of {tokens(embedding_allocation)}. It is a"
+                        " lifetime allocation: it never resets."
+                    ),
                     REMEDY_RAISE_EMBEDDING,
                     "embedding",
                 )

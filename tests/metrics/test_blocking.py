@@ -159,6 +159,30 @@ def test_explain_lists_both_kinds_for_the_pages(capped):
     assert not block.blocks_everything
 
 
+def test_explain_zero_allocation_says_so(member):
+    block = explain(member, usage_snapshot(member))
+    assert block.codes == [INFERENCE_CAP_REACHED, EMBEDDING_USED_UP]
+    assert block.reasons[0].message == "No monthly inference allocation (0 tokens)."
+
+
+def test_explain_month_boundary_in_a_non_utc_zone():
+    """The pages count the month as the quota check does: Los Angeles is UTC-8 in January."""
+    los_angeles = factories.make_enterprise("LA Inc", time_zone="America/Los_Angeles")
+    user = factories.make_user(
+        "la@example.com", enterprise=los_angeles, inference=500, embedding=10
+    )
+    add_usage(user, date(2026, 1, 1), inference=500)
+    late_january = datetime(2026, 2, 1, 7, 59, tzinfo=UTC)  # 23:59 on 31 Jan in LA
+    february = datetime(2026, 2, 1, 8, 0, tzinfo=UTC)  # midnight, 1 Feb in LA
+
+    before = explain(user, usage_snapshot(user, now=late_january))
+    after = explain(user, usage_snapshot(user, now=february))
+
+    assert before.codes == [INFERENCE_CAP_REACHED]
+    assert "resets on 1 Feb 2026 at midnight (America/Los_Angeles)" in before.reasons[0].message
+    assert not after.blocked
+
+
 def test_explain_active_user_with_allocation_is_not_blocked(capped):
     assert not explain(capped, usage_snapshot(capped)).blocked
 
