@@ -12,7 +12,9 @@ import hashlib
 from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from accounts.models import Enterprise
 from asksage_admin.core.models import ActivityLog
@@ -24,6 +26,47 @@ def max_bytes() -> int:
 
 def too_large_message() -> str:
     return f"The file is larger than {max_bytes() // (1024 * 1024)} MB, the most we check."
+
+
+# Multipart framing around the file (boundaries, headers, the CSRF field).
+ENVELOPE_BYTES = 64 * 1024
+
+
+class LimitedUploadHandler(FileUploadHandler):
+    """Stops reading an upload past the limit, without storing the rest, and flags the
+    request (`upload_too_large`) so the view can say why. First in the handler list."""
+
+    def __init__(self, request: HttpRequest, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.received = 0
+
+    def _refuse(self) -> None:
+        self.request.upload_too_large = True  # type: ignore[union-attr]  # read by the view
+        raise StopUpload(connection_reset=True)
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):  # type: ignore[no-untyped-def]  # Django's signature
+        if content_length > self.limit + ENVELOPE_BYTES:
+            self.request.upload_too_large = True  # type: ignore[union-attr]
+        return None
+
+    def new_file(self, *args, **kwargs):  # type: ignore[no-untyped-def]  # Django's signature
+        super().new_file(*args, **kwargs)
+        if getattr(self.request, "upload_too_large", False):
+            self._refuse()
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.received += len(raw_data)
+        if self.received > self.limit:
+            self._refuse()
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def too_large(request: HttpRequest) -> bool:
+    return bool(getattr(request, "upload_too_large", False))
 
 
 class VerifyExportForm(forms.Form):

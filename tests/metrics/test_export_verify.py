@@ -13,7 +13,7 @@ from django.core.signals import request_finished
 
 from asksage_admin.core.audit import log_activity
 from asksage_admin.core.models import ActivityLog
-from metrics import exports
+from metrics import export_verify, exports
 from tests import factories
 from tests.metrics.helpers import add_history
 
@@ -152,21 +152,52 @@ def test_missing_file_is_a_clear_400(auditor_client):
 def test_file_over_the_size_limit_is_refused(auditor_client, settings):
     settings.EXPORT_VERIFY_MAX_BYTES = 1024
     response = upload(auditor_client, b"x" * 2048)
-    assert response.status_code == 400
-    assert "larger than" in response.content.decode()
-
-
-def test_declared_huge_body_is_refused_before_reading(auditor_client, settings):
-    settings.EXPORT_VERIFY_MAX_BYTES = 1024
-    response = auditor_client.generic(
-        "POST",
-        VERIFY,
-        b"x",
-        content_type="multipart/form-data; boundary=b",
-        CONTENT_LENGTH=str(10 * 1024 * 1024),
-    )
     assert response.status_code == 413
     assert "larger than" in response.content.decode()
+
+
+def test_reading_stops_at_the_limit(auditor_client, settings, monkeypatch):
+    """The upload handler refuses the rest of a file past the limit, even within a small
+    envelope, and nothing is hashed."""
+    settings.EXPORT_VERIFY_MAX_BYTES = 1024
+    hashed = []
+    monkeypatch.setattr(export_verify, "file_sha256", lambda f: hashed.append(f) or "0" * 64)
+    response = upload(auditor_client, b"y" * 1500)  # under limit + envelope: read chunk by chunk
+    assert response.status_code == 413
+    assert hashed == []
+
+
+def test_file_at_the_limit_is_checked(auditor_client, settings):
+    settings.EXPORT_VERIFY_MAX_BYTES = 1024
+    response = upload(auditor_client, b"z" * 1024)
+    assert response.status_code == 200
+    assert "No match" in response.content.decode()
+
+
+def test_body_declared_over_the_limit_is_refused_at_the_first_file(
+    auditor_client, settings, monkeypatch
+):
+    """Content-Length past limit + envelope: refused before the file's first byte is kept."""
+    settings.EXPORT_VERIFY_MAX_BYTES = 1024
+    kept = []
+    original = export_verify.LimitedUploadHandler.receive_data_chunk
+    monkeypatch.setattr(
+        export_verify.LimitedUploadHandler,
+        "receive_data_chunk",
+        lambda self, raw, start: kept.append(len(raw)) or original(self, raw, start),
+    )
+    response = upload(auditor_client, b"w" * (70 * 1024))
+    assert response.status_code == 413
+    assert "larger than" in response.content.decode()
+    assert kept == []
+
+
+def test_verify_without_csrf_token_is_refused(auditor, history):
+    """The view is csrf_exempt only to install the upload limit first; it still checks CSRF."""
+    client = factories.verified_client(auditor)
+    client.handler.enforce_csrf_checks = True
+    response = upload(client, b"Period\r\n")
+    assert response.status_code == 403
 
 
 def test_verify_page_query_count_is_fixed(auditor_client, history, django_assert_max_num_queries):
