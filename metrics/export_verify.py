@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest
 
 from accounts.models import Enterprise
@@ -97,8 +98,11 @@ def file_sha256(upload: UploadedFile) -> str:
 
 
 def matching_exports(enterprise: Enterprise, sha256: str) -> QuerySet[ActivityLog]:
-    """This enterprise's downloads whose bytes had this SHA-256, newest first (one query,
-    through the (enterprise, action, created_at) index)."""
-    return ActivityLog.objects.for_enterprise(enterprise).filter(
-        action=ActivityLog.Action.EXPORT_DOWNLOADED, new_value__sha256=sha256.lower()
+    """This enterprise's downloads whose bytes had this SHA-256, newest first: one query,
+    through the partial activity_export_sha256_idx (the same ->> expression)."""
+    return (
+        ActivityLog.objects.for_enterprise(enterprise)
+        .filter(action=ActivityLog.Action.EXPORT_DOWNLOADED)
+        .alias(sha256=KeyTextTransform("sha256", "new_value"))
+        .filter(sha256=sha256.lower())
     )

@@ -218,3 +218,30 @@ def test_exports_page_lists_recent_downloads_with_their_hash(auditor_client, his
 def test_verify_post_is_refused_to_people_outside_the_console(member, other_admin, history):
     """A member cannot verify; another enterprise's admin gets their own (empty) answer."""
     assert factories.signed_in_client(member).post(VERIFY, {}).status_code == 403
+
+
+@pytest.mark.postgres
+def test_lookup_by_hash_uses_its_partial_index(enterprise, org_admin):
+    """With an enterprise's log full of other rows, the hash lookup reads one index entry."""
+    from django.db import connection
+
+    ActivityLog.objects.bulk_create(
+        [ActivityLog(enterprise=enterprise, actor=org_admin, action="sign_in") for _ in range(3000)]
+        + [
+            ActivityLog(
+                enterprise=enterprise,
+                actor=org_admin,
+                action="export_downloaded",
+                new_value={"export": "users", "sha256": f"{i:064x}"},
+            )
+            for i in range(300)
+        ]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE core_activitylog")
+    wanted = f"{7:064x}"
+    assert (
+        "activity_export_sha256_idx" in export_verify.matching_exports(enterprise, wanted).explain()
+    )
+    found = export_verify.matching_exports(enterprise, wanted)
+    assert [row.new_value["sha256"] for row in found] == [wanted]
