@@ -146,6 +146,8 @@ def check_quota(
     Order of reasons: unknown_user, no_enterprise, banned, enterprise_pending,
     enterprise_suspended, quota_exhausted (nothing left), insufficient_quota (some left,
     not enough). Status denials report remaining 0: nothing may be spent.
+    `reasons` lists every reason that applies, not only the first (metrics.blocking), from
+    the same row: no extra query.
     """
     if kind not in UsageKind.values:
         raise UsageRequestError(
