@@ -328,6 +328,9 @@ if PRODUCTION:
 
 DJANGO_TABLES2_TEMPLATE = "includes/table.html"
 
+# /org/exports/verify/: the largest CSV an auditor may upload to check against our exports.
+EXPORT_VERIFY_MAX_BYTES = env_int("EXPORT_VERIFY_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+
 # Usage API limits.
 USAGE_MAX_EVENTS_PER_BATCH = env_int("USAGE_MAX_EVENTS_PER_BATCH", 1000, minimum=1)
 USAGE_MAX_BODY_BYTES = env_int("USAGE_MAX_BODY_BYTES", 1_000_000, minimum=1024)

@@ -141,7 +141,8 @@ def usage_events(request: HttpRequest, key: IntegrationKey, payload: dict) -> Ht
 
 @api_view
 def quota_check(request: HttpRequest, key: IntegrationKey, payload: dict) -> HttpResponse:
-    """POST /api/v1/quota/check: {user, kind, tokens} -> allowed/denied, remaining, reset."""
+    """POST /api/v1/quota/check: {user, kind, tokens} -> allowed/denied, remaining, reset,
+    and every reason that applies (`reasons`, code + message)."""
     decision = quota.check_quota(
         user_email=_field(payload, "user", str),
         kind=_field(payload, "kind", str),

@@ -8,7 +8,8 @@ page's own django-tables2 columns (`value()`), so a CSV and its page cannot disa
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import django_tables2 as tables
@@ -16,11 +17,13 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.encoding import force_str
+from django_filters import FilterSet
 from django_tables2.rows import BoundRow
 
 from accounts.access import ConsoleRequest
 from accounts.models import Enterprise
 from asksage_admin.core.audit import log_activity
+from asksage_admin.core.middleware import current_request_meta, request_meta_restored
 from asksage_admin.core.models import ActivityLog
 from metrics.copy_export import copy_lines
 
@@ -120,6 +123,44 @@ def export_filename(enterprise: Enterprise, name: str) -> str:
     return f"{enterprise.slug}-{name}-{today:%Y-%m-%d}.csv"
 
 
+def applied_filters(filterset: FilterSet) -> dict[str, str]:
+    """The filters an export applied, as text for its log row (empty values left out).
+
+    Called after refuse_bad_filter, so a bound filterset is valid; unbound means none.
+    """
+    if not filterset.is_bound or not filterset.is_valid():
+        return {}
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else str(value)
+        for name, value in filterset.form.cleaned_data.items()
+        if value not in (None, "")
+    }
+
+
+def hashed_stream(
+    lines: Iterable[str | bytes], on_end: Callable[[str, int, bool], None]
+) -> Iterator[bytes]:
+    """The lines as the very bytes sent, hashing them on the way; `on_end(sha256, size,
+    complete)` runs when the stream ends, or is abandoned (complete False).
+
+    Encoding here (not in StreamingHttpResponse) makes the hashed bytes the sent bytes.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    complete = False
+    try:
+        for line in lines:
+            chunk = line if isinstance(line, bytes) else line.encode("utf-8")
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+        complete = True
+    finally:
+        if isinstance(lines, Iterator) and hasattr(lines, "close"):
+            lines.close()  # an abandoned COPY ends now, before the log row is written
+        on_end(digest.hexdigest(), size, complete)
+
+
 def csv_response(
     request: ConsoleRequest,
     *,
@@ -127,25 +168,38 @@ def csv_response(
     rows: Iterable[list[Any]] | None = None,
     lines: Iterable[str | bytes] | None = None,
     row_count: int,
+    filters: Mapping[str, str] | None = None,
 ) -> StreamingHttpResponse:
-    """Log the download, then stream `rows` (header first) as `<slug>-<name>-<date>.csv`.
+    """Stream `rows` (header first) as `<slug>-<name>-<date>.csv` and log the download.
 
     `lines` instead of `rows` streams CSV text already written (queryset_csv).
 
-    The row count is taken before streaming starts, so the log row is written inside the
-    request (with its IP and request id) even if the client abandons the download.
+    The log row is written when the stream ends, with the SHA-256 of exactly the bytes
+    sent (so /org/exports/verify/ can recognise the file), the row count (taken before
+    streaming, with the same snapshot as the rows) and the filters. An abandoned download
+    is still logged, marked incomplete. The request's IP and id are kept for that moment:
+    by then the view and its middleware have returned.
     """
     enterprise: Enterprise = request.enterprise
-    log_activity(
-        actor=request.user,
-        action=ActivityLog.Action.EXPORT_DOWNLOADED,
-        enterprise=enterprise,
-        target=name,
-        new={"export": name, "rows": row_count},
-    )
+    actor = request.user
+    meta = current_request_meta()
+    details: dict[str, Any] = {"export": name, "rows": row_count, "filters": dict(filters or {})}
+
+    def log_download(sha256: str, size: int, complete: bool) -> None:
+        with request_meta_restored(meta):
+            log_activity(
+                actor=actor,
+                action=ActivityLog.Action.EXPORT_DOWNLOADED,
+                enterprise=enterprise,
+                target=name,
+                new={**details, "sha256": sha256, "bytes": size, "complete": complete},
+            )
+
     if lines is None:
         lines = csv_lines(rows or ())
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        hashed_stream(lines, log_download), content_type="text/csv; charset=utf-8"
+    )
     filename = export_filename(enterprise, name)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"

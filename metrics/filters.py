@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, cast
 
 import django_filters
@@ -10,6 +11,8 @@ from django import forms
 from django.db.models import QuerySet
 
 from asksage_admin.core.models import ActivityLog
+from metrics.models import EnterpriseMonthlyUsage
+from metrics.queries import MonthRange
 
 # Dates outside this range cannot be converted to the database's UTC timestamps everywhere
 # (year 1 minus a time-zone offset overflows); no log row can be older than 1970 anyway.
@@ -64,3 +67,70 @@ class ActivityLogFilterSet(django_filters.FilterSet):
 
     def filter_to(self, queryset: QuerySet, name: str, value: dt.date) -> QuerySet:
         return queryset.filter(created_at__lt=self._day_start(value + dt.timedelta(days=1)))
+
+
+# --- The statistics pages' month range (?from=YYYY-MM&to=YYYY-MM) ---------------------------
+
+MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+EARLIEST_MONTH = dt.date(1970, 1, 1)
+LATEST_MONTH = dt.date(9998, 12, 1)
+
+
+class MonthField(forms.Field):
+    """A calendar month typed as YYYY-MM (what <input type="month"> sends): its first day."""
+
+    widget = forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM", "maxlength": 7})
+
+    def to_python(self, value: Any) -> dt.date | None:
+        text = str(value or "").strip()
+        if not text:
+            return None
+        match = MONTH_RE.match(text)
+        month = None
+        if match and 1 <= int(match[2]) <= 12:
+            month = dt.date(int(match[1]), int(match[2]), 1)
+        if month is None or not EARLIEST_MONTH <= month <= LATEST_MONTH:
+            raise forms.ValidationError(
+                f"Enter a month as YYYY-MM (for example 2026-01), between"
+                f" {EARLIEST_MONTH:%Y-%m} and {LATEST_MONTH:%Y-%m}."
+            )
+        return month
+
+
+class MonthFilter(django_filters.Filter):
+    field_class = MonthField
+
+
+class MonthRangeForm(forms.Form):
+    def clean(self) -> dict[str, Any]:
+        data = cast(dict[str, Any], super().clean())
+        first, last = data.get("from"), data.get("to")
+        if first and last and first > last:
+            raise forms.ValidationError("The From month must be on or before the To month.")
+        return data
+
+
+class MonthRangeFilterSet(django_filters.FilterSet):
+    """?from=YYYY-MM&to=YYYY-MM, both included, either optional: the Token Statistics, Token
+    Usage and Monthly Data pages and the Token Usage CSV. Months are the enterprise's."""
+
+    class Meta:
+        model = EnterpriseMonthlyUsage
+        fields: list[str] = []
+        form = MonthRangeForm
+
+    def month_range(self) -> MonthRange:
+        """The valid range (call after filter_problem / refuse_bad_filter); unbound: all."""
+        if not self.is_bound or not self.is_valid():
+            return MonthRange()
+        data = self.form.cleaned_data
+        return MonthRange(data.get("from"), data.get("to"))
+
+
+# "from" is a Python keyword, so the two filters cannot be declared in the class body.
+MonthRangeFilterSet.base_filters["from"] = MonthFilter(
+    field_name="month", lookup_expr="gte", label="From month"
+)
+MonthRangeFilterSet.base_filters["to"] = MonthFilter(
+    field_name="month", lookup_expr="lte", label="To month"
+)

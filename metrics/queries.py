@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import Any
 
 from django.db.models import F, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
@@ -84,10 +85,47 @@ class MonthRow:
         return percent(self.total - self.trailing_average, self.trailing_average)
 
 
-def _monthly_queryset(enterprise: Enterprise) -> QuerySet:
+@dataclass(frozen=True)
+class MonthRange:
+    """From/to months, both included (first days); None on a side means unbounded.
+
+    The statistics pages and the Token Usage export take it from ?from=YYYY-MM&to=YYYY-MM
+    (metrics.filters.MonthRangeFilterSet); the default, MonthRange(), is everything.
+    """
+
+    first: date | None = None
+    last: date | None = None
+
+    @property
+    def is_everything(self) -> bool:
+        return self.first is None and self.last is None
+
+    def q(self, prefix: str = "") -> Q:
+        """The range as a filter on a `month` field (`prefix` for a related one)."""
+        condition = Q()
+        if self.first is not None:
+            condition &= Q(**{f"{prefix}month__gte": self.first})
+        if self.last is not None:
+            condition &= Q(**{f"{prefix}month__lte": self.last})
+        return condition
+
+    def as_filters(self) -> dict[str, str]:
+        """For an export's log row: what the file was limited to."""
+        out = {}
+        if self.first is not None:
+            out["from"] = f"{self.first:%Y-%m}"
+        if self.last is not None:
+            out["to"] = f"{self.last:%Y-%m}"
+        return out
+
+
+EVERYTHING = MonthRange()
+
+
+def _monthly_queryset(enterprise: Enterprise, months: MonthRange = EVERYTHING) -> QuerySet:
     # Served by the (enterprise, month, model) unique index: one grouped scan per page.
     return (
-        EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise)
+        EnterpriseMonthlyUsage.objects.filter(months.q(), enterprise=enterprise)
         .values("month")
         .annotate(inference=Sum("inference_tokens"), embedding=Sum("embedding_tokens"))
         .order_by("month")
@@ -125,23 +163,55 @@ def _with_spikes(rows: Iterable[MonthRow]) -> Iterator[MonthRow]:
         yield MonthRow(row.month, row.inference, row.embedding, average, spike)
 
 
-def iter_monthly_totals(enterprise: Enterprise) -> Iterator[MonthRow]:
-    """Every year-month from the first with usage to the last, oldest first, streamed."""
-    raw = (
+def iter_monthly_totals(
+    enterprise: Enterprise, months: MonthRange = EVERYTHING
+) -> Iterator[MonthRow]:
+    """Every year-month from the first with usage to the last, oldest first, streamed.
+
+    Within `months`: the SPIKE_WINDOW months before the range are read too, so a month's
+    spike verdict is the same whatever range it is shown in.
+    """
+    if months.first is None:
+        return _with_spikes(_fill_gaps(_month_rows(enterprise, months)))
+    return _from_first_usage(enterprise, months, months.first)
+
+
+def _month_rows(enterprise: Enterprise, months: MonthRange) -> Iterator[MonthRow]:
+    return (
         MonthRow(month=r["month"], inference=int(r["inference"]), embedding=int(r["embedding"]))
-        for r in _monthly_queryset(enterprise).iterator()
+        for r in _monthly_queryset(enterprise, months).iterator()
     )
-    return _with_spikes(_fill_gaps(raw))
 
 
-def monthly_totals(enterprise: Enterprise) -> list[MonthRow]:
+def _from_first_usage(
+    enterprise: Enterprise, months: MonthRange, first: date
+) -> Iterator[MonthRow]:
+    """The range's rows from its first month with usage (as monthly_row_count counts them),
+    their spike verdicts computed with the months before the range."""
+    real: set[date] = set()
+
+    def remember(rows: Iterator[MonthRow]) -> Iterator[MonthRow]:
+        for row in rows:
+            real.add(row.month)
+            yield row
+
+    widened = MonthRange(add_months(first, -SPIKE_WINDOW), months.last)
+    started = False
+    for row in _with_spikes(_fill_gaps(remember(_month_rows(enterprise, widened)))):
+        if row.month < first or not (started or row.month in real):
+            continue
+        started = True
+        yield row
+
+
+def monthly_totals(enterprise: Enterprise, months: MonthRange = EVERYTHING) -> list[MonthRow]:
     """The enterprise's usage per year-month, oldest first (one query)."""
-    return list(iter_monthly_totals(enterprise))
+    return list(iter_monthly_totals(enterprise, months))
 
 
-def monthly_row_count(enterprise: Enterprise) -> int:
+def monthly_row_count(enterprise: Enterprise, months: MonthRange = EVERYTHING) -> int:
     """How many rows iter_monthly_totals yields, without reading them (one query)."""
-    span = EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise).aggregate(
+    span = EnterpriseMonthlyUsage.objects.filter(months.q(), enterprise=enterprise).aggregate(
         first=Min("month"), last=Max("month")
     )
     if span["first"] is None:
@@ -203,8 +273,8 @@ class Breakdown:
         return percent(self.embedding, self.total)
 
 
-def usage_breakdown(enterprise: Enterprise) -> Breakdown:
-    sums = EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise).aggregate(
+def usage_breakdown(enterprise: Enterprise, months: MonthRange = EVERYTHING) -> Breakdown:
+    sums = EnterpriseMonthlyUsage.objects.filter(months.q(), enterprise=enterprise).aggregate(
         inference=Sum("inference_tokens", default=0), embedding=Sum("embedding_tokens", default=0)
     )
     return Breakdown(inference=int(sums["inference"]), embedding=int(sums["embedding"]))
@@ -222,10 +292,11 @@ class ModelUsage:
         return self.inference + self.embedding
 
 
-def usage_by_model(enterprise: Enterprise) -> list[ModelUsage]:
-    """Lifetime tokens per model, largest first; events without a model are '(unspecified)'."""
+def usage_by_model(enterprise: Enterprise, months: MonthRange = EVERYTHING) -> list[ModelUsage]:
+    """Tokens per model (lifetime, or within `months`), largest first; events without a
+    model are '(unspecified)'."""
     rows = list(
-        EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise)
+        EnterpriseMonthlyUsage.objects.filter(months.q(), enterprise=enterprise)
         .values("model")
         .annotate(inference=Sum("inference_tokens"), embedding=Sum("embedding_tokens"))
         .annotate(total=F("inference") + F("embedding"))
@@ -256,20 +327,42 @@ class UserUsage:
         return self.inference + self.embedding
 
 
-def top_users(enterprise: Enterprise, n: int = 10, *, grand: int | None = None) -> list[UserUsage]:
-    """The n users with the most tokens since creation, with their share of the enterprise's.
+def top_users(
+    enterprise: Enterprise,
+    n: int = 10,
+    *,
+    grand: int | None = None,
+    months: MonthRange = EVERYTHING,
+) -> list[UserUsage]:
+    """The n users with the most tokens since creation (or within `months`), with their
+    share of the enterprise's.
 
     `grand` is the enterprise total when the caller already has it (the Token Usage page).
+    Lifetime reads UsageTotal; a range sums the users' MonthlyUsage rows in it (one grouped
+    query over the (enterprise, month, ...) index).
     """
-    rows = (
-        UsageTotal.objects.filter(enterprise=enterprise)
-        .annotate(total=F("inference_tokens") + F("embedding_tokens"))
-        .filter(total__gt=0)
-        .order_by("-total", "user__email")
-        .values("user_id", "user__email", "inference_tokens", "embedding_tokens", "total")[:n]
-    )
+    rows: Any
+    if months.is_everything:
+        rows = (
+            UsageTotal.objects.filter(enterprise=enterprise)
+            .annotate(total=F("inference_tokens") + F("embedding_tokens"))
+            .filter(total__gt=0)
+            .order_by("-total", "user__email")
+            .values("user_id", "user__email", "inference_tokens", "embedding_tokens", "total")[:n]
+        )
+    else:
+        rows = (
+            MonthlyUsage.objects.filter(months.q(), enterprise=enterprise)
+            .values("user_id", "user__email")
+            .annotate(
+                inference_tokens=Sum("inference_tokens"), embedding_tokens=Sum("embedding_tokens")
+            )
+            .annotate(total=F("inference_tokens") + F("embedding_tokens"))
+            .filter(total__gt=0)
+            .order_by("-total", "user__email")[:n]
+        )
     if grand is None:
-        grand = usage_breakdown(enterprise).total
+        grand = usage_breakdown(enterprise, months).total
     return [
         UserUsage(
             user_id=r["user_id"],

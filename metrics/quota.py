@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from metrics.blocking import NO_ENTERPRISE, UNKNOWN_USER, BlockReason, block_reasons
 from metrics.keys import log_key_use
 from metrics.models import IntegrationKey, MonthlyUsage, UsageKind, UsageTotal
 
@@ -114,6 +115,8 @@ class QuotaDecision:
     remaining: int
     resets_at: date | None
     time_zone: str | None = None
+    # Every reason that applies, most fundamental first (metrics.blocking); empty if allowed.
+    reasons: tuple[BlockReason, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -126,6 +129,7 @@ class QuotaDecision:
             "remaining": self.remaining,
             "resets_at": self.resets_at.isoformat() if self.resets_at else None,
             "time_zone": self.time_zone,
+            "reasons": [reason.as_dict() for reason in self.reasons],
         }
 
 
@@ -142,6 +146,8 @@ def check_quota(
     Order of reasons: unknown_user, no_enterprise, banned, enterprise_pending,
     enterprise_suspended, quota_exhausted (nothing left), insufficient_quota (some left,
     not enough). Status denials report remaining 0: nothing may be spent.
+    `reasons` lists every reason that applies, not only the first (metrics.blocking), from
+    the same row: no extra query.
     """
     if kind not in UsageKind.values:
         raise UsageRequestError(
@@ -159,27 +165,45 @@ def check_quota(
         cursor.execute(_POSITION_SQL, [*_candidate_months(now), user_email.strip().lower()])
         rows = cursor.fetchall()
     if not rows:
-        return QuotaDecision("denied", "unknown_user", 0, None)
+        unknown = BlockReason(UNKNOWN_USER, "No user has this email address.")
+        return QuotaDecision("denied", "unknown_user", 0, None, reasons=(unknown,))
     user_status, inference_cap, embedding_cap, enterprise_id, status, zone, *_ = rows[0]
     if enterprise_id is None:
-        return QuotaDecision("denied", "no_enterprise", 0, None)
+        outside = BlockReason(NO_ENTERPRISE, "The user is not part of an organization.")
+        return QuotaDecision("denied", "no_enterprise", 0, None, reasons=(outside,))
     if integration is not None:
         log_key_use(integration, {enterprise_id}, endpoint="quota/check")
     month = usage_month(now, zoneinfo.ZoneInfo(zone))
     resets_at = next_month(month) if kind == UsageKind.INFERENCE else None
+    inference_used = next((row[7] for row in rows if _as_date(row[6]) == month), 0) or 0
+    embedding_used = rows[0][8] or 0
+    # From the same row: the reasons cost no query.
+    reasons = tuple(
+        block_reasons(
+            user_status=user_status,
+            enterprise_status=status,
+            time_zone=zone,
+            resets_on=next_month(month),
+            inference_allocation=inference_cap,
+            inference_used=inference_used,
+            embedding_allocation=embedding_cap,
+            embedding_used=embedding_used,
+            kind=kind,
+            tokens_requested=tokens,
+        )
+    )
     reason = _status_denial(user_status, status)
     if reason:
-        return QuotaDecision("denied", reason, 0, resets_at, zone)
+        return QuotaDecision("denied", reason, 0, resets_at, zone, reasons)
     if kind == UsageKind.INFERENCE:
-        used = next((row[7] for row in rows if _as_date(row[6]) == month), 0)
-        remaining = max(0, inference_cap - used)
+        remaining = max(0, inference_cap - inference_used)
     else:
-        remaining = max(0, embedding_cap - (rows[0][8] or 0))
+        remaining = max(0, embedding_cap - embedding_used)
     if remaining == 0:
-        return QuotaDecision("denied", "quota_exhausted", 0, resets_at, zone)
+        return QuotaDecision("denied", "quota_exhausted", 0, resets_at, zone, reasons)
     if remaining < tokens:
-        return QuotaDecision("denied", "insufficient_quota", remaining, resets_at, zone)
-    return QuotaDecision("allowed", "within_quota", remaining, resets_at, zone)
+        return QuotaDecision("denied", "insufficient_quota", remaining, resets_at, zone, reasons)
+    return QuotaDecision("allowed", "within_quota", remaining, resets_at, zone, reasons)
 
 
 # The user, their enterprise and roll-ups by the unique email index. The month in the

@@ -12,6 +12,7 @@ console_urlpatterns = [
     path("token-usage/", views.token_usage, name="token_usage"),
     path("monthly/", views.monthly, name="monthly"),
     path("exports/", views.exports_page, name="exports"),
+    path("exports/verify/", views.verify_export, name="verify_export"),
     path("exports/token-usage.csv", views.token_usage_csv, name="export_token_usage"),
     path("exports/users.csv", views.users_csv, name="export_users"),
     path("exports/users-with-tokens.csv", views.users_with_tokens_csv, name="export_users_tokens"),

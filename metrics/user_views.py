@@ -18,7 +18,9 @@ from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.filters import filtered_rows
 from asksage_admin.core.replica import replica_reads
+from metrics.blocking import explain
 from metrics.pagination import NearEndPaginator
+from metrics.quota import usage_snapshot
 from metrics.user_usage import users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
@@ -65,12 +67,15 @@ def _show_user(request: ConsoleRequest, user_id: int) -> HttpResponse:
 def _render_user(
     request: ConsoleRequest, user: User, form: AllocationForm, status: int = 200
 ) -> HttpResponse:
+    user.enterprise = request.enterprise  # the same row: saves the snapshot a query
     ctx = {
         "person": users_with_usage(request.enterprise).get(pk=user.pk),
         "form": form,
         "role_form": RoleForm(initial={"role": user.role}),
         "can_edit": request.user.can_edit_console,
         "pools": pool_totals(request.enterprise),
+        "explanation": explain(user, usage_snapshot(user)),
+        "block_audience": "admin" if request.user.can_edit_console else "auditor",
     }
     return render(request, "tokens/user_detail.html", ctx, status=status)
 

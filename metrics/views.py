@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse, StreamingHttpResponse
+from typing import cast
+
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.http import urlencode
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
 from accounts.access import ConsoleRequest, console_view
 from accounts.queries import people_summary
-from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
+from asksage_admin.core.filters import filter_problem, filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
-from metrics import alerts, charts, copy_export, exports, queries
-from metrics.filters import ActivityLogFilterSet
-from metrics.models import ReconcileRun
+from metrics import alerts, charts, copy_export, export_verify, exports, queries
+from metrics.filters import ActivityLogFilterSet, MonthRangeFilterSet
+from metrics.models import EnterpriseMonthlyUsage, ReconcileRun
 from metrics.pagination import NearEndPaginator
 from metrics.tables import (
     ActivityLogTable,
@@ -59,11 +63,31 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
     return render(request, "metrics/dashboard.html", ctx)
 
 
+def _month_range(request: ConsoleRequest) -> tuple[MonthRangeFilterSet, queries.MonthRange | None]:
+    """The ?from=&to= months and the range they give; None when the input is invalid (pages
+    then show the errors and no figures, never everything)."""
+    filterset = MonthRangeFilterSet(
+        request.GET or None, queryset=EnterpriseMonthlyUsage.objects.none()
+    )
+    if filter_problem(filterset):
+        return filterset, None
+    return filterset, filterset.month_range()
+
+
+def _range_ctx(filterset: MonthRangeFilterSet, months: queries.MonthRange | None) -> dict:
+    return {
+        "range_filter": filterset,
+        "range_query": urlencode(months.as_filters()) if months else "",
+        "range_limited": bool(months and not months.is_everything),
+    }
+
+
 @require_GET
 @console_view
 @replica_reads
 def token_statistics(request: ConsoleRequest) -> HttpResponse:
-    rows = queries.monthly_totals(request.enterprise)
+    filterset, months = _month_range(request)
+    rows = queries.monthly_totals(request.enterprise, months) if months else []
     years = queries.yearly_subtotals(rows)
     table_rows = [item for year in years for item in (year, *year.months)]
     busiest = max(rows, key=lambda r: (r.total, r.month), default=None)
@@ -80,6 +104,7 @@ def token_statistics(request: ConsoleRequest) -> HttpResponse:
         "year_choices": choices,
         "year_note": year_note,
         "chart": charts.year_chart(rows, year),
+        **_range_ctx(filterset, months),
     }
     return render(request, "metrics/token_statistics.html", ctx)
 
@@ -106,16 +131,22 @@ def chart_year(asked: str | None, choices: list[int], this_year: int) -> tuple[i
 @replica_reads
 def token_usage(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
-    rows = queries.monthly_totals(enterprise)
-    breakdown = queries.usage_breakdown(enterprise)
-    top = queries.top_users(enterprise, TOP_USERS, grand=breakdown.total)
+    filterset, months = _month_range(request)
+    if months is None:
+        rows, breakdown, top, by_model = [], queries.Breakdown(0, 0), [], []
+    else:
+        rows = queries.monthly_totals(enterprise, months)
+        breakdown = queries.usage_breakdown(enterprise, months)
+        top = queries.top_users(enterprise, TOP_USERS, grand=breakdown.total, months=months)
+        by_model = queries.usage_by_model(enterprise, months)
     ctx = {
         "breakdown": breakdown,
         "chart": charts.monthly_usage_chart(rows),
         "months_charted": min(len(rows), 24),
         "top_users": TopUsersTable(top),
-        "models": ModelUsageTable(queries.usage_by_model(enterprise)),
+        "models": ModelUsageTable(by_model),
         "top_n": TOP_USERS,
+        **_range_ctx(filterset, months),
     }
     return render(request, "metrics/token_usage.html", ctx)
 
@@ -124,7 +155,8 @@ def token_usage(request: ConsoleRequest) -> HttpResponse:
 @console_view
 @replica_reads
 def monthly(request: ConsoleRequest) -> HttpResponse:
-    rows = queries.monthly_totals(request.enterprise)
+    filterset, months = _month_range(request)
+    rows = queries.monthly_totals(request.enterprise, months) if months else []
     spikes = [r for r in rows if r.spike]
     ctx = {
         "table": MonthlyDataTable(list(reversed(rows))),
@@ -133,6 +165,7 @@ def monthly(request: ConsoleRequest) -> HttpResponse:
         "spikes": spikes,
         "latest": rows[-1] if rows else None,
         "spike_rule": queries.SPIKE_RULE,
+        **_range_ctx(filterset, months),
     }
     return render(request, "metrics/monthly.html", ctx)
 
@@ -153,6 +186,45 @@ def exports_page(request: ConsoleRequest) -> HttpResponse:
     }
     with timezone.override(enterprise.tzinfo):
         return render(request, "metrics/exports.html", ctx)
+
+
+@csrf_exempt
+def verify_export(request: HttpRequest) -> HttpResponseBase:
+    """Exempt only so the size limit is in place before anything reads the body (Django's
+    documented pattern); the view itself is csrf_protect'ed."""
+    limit = export_verify.max_bytes()
+    first = export_verify.LimitedUploadHandler(request, limit)
+    request.upload_handlers = [first, *request.upload_handlers]
+    return _verify_export(cast(ConsoleRequest, request))  # console_view checks it is one
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@console_view
+def _verify_export(request: ConsoleRequest) -> HttpResponse:
+    """Upload a CSV: is it, byte for byte, an export this enterprise downloaded? Auditors and
+    admins alike (it reads, it changes nothing)."""
+    enterprise = request.enterprise
+    form = export_verify.VerifyExportForm()
+    ctx: dict = {"form": form, "max_mb": export_verify.max_bytes() // (1024 * 1024)}
+    status = 200
+    if request.method == "POST":
+        form = export_verify.VerifyExportForm(request.POST, request.FILES)
+        if export_verify.too_large(request):
+            # The handler stopped reading: nothing past the limit was stored or hashed.
+            ctx["refused"] = export_verify.too_large_message()
+            form = export_verify.VerifyExportForm()
+            status = 413
+        elif form.is_valid():
+            upload = form.cleaned_data["file"]
+            sha256 = export_verify.file_sha256(upload)
+            ctx["checked"] = {"name": upload.name, "size": upload.size, "sha256": sha256}
+            ctx["matches"] = list(export_verify.matching_exports(enterprise, sha256)[:20])
+        else:
+            status = 400
+        ctx["form"] = form
+    with timezone.override(enterprise.tzinfo):
+        return render(request, "metrics/export_verify.html", ctx, status=status)
 
 
 def _activity_filter(request: ConsoleRequest) -> ActivityLogFilterSet:
@@ -180,14 +252,19 @@ def activity(request: ConsoleRequest) -> HttpResponse:
 @require_GET
 @console_view
 @replica_reads
-def token_usage_csv(request: ConsoleRequest) -> StreamingHttpResponse:
+def token_usage_csv(request: ConsoleRequest) -> HttpResponseBase:
+    """The monthly history, within ?from=&to= when given (a bad month is a 400)."""
     enterprise = request.enterprise
+    filterset, months = _month_range(request)
+    if months is None:
+        return refuse_bad_filter(filterset) or HttpResponse(status=400)
     table = MonthlyDataTable([])
     return exports.csv_response(
         request,
         name="token-usage",
-        rows=exports.table_rows(table, queries.iter_monthly_totals(enterprise)),
-        row_count=queries.monthly_row_count(enterprise),
+        rows=exports.table_rows(table, queries.iter_monthly_totals(enterprise, months)),
+        row_count=queries.monthly_row_count(enterprise, months),
+        filters=months.as_filters(),
     )
 
 
@@ -209,6 +286,7 @@ def activity_csv(request: ConsoleRequest) -> HttpResponseBase:
         name="activity-log",
         lines=exports.queryset_csv(table, logs, formats=ACTIVITY_CSV, time_zone=time_zone),
         row_count=logs.count(),
+        filters=exports.applied_filters(filterset),
     )
 
 
@@ -223,6 +301,7 @@ def _users_csv(request: ConsoleRequest, *, name: str, table: BaseTable) -> HttpR
         name=name,
         lines=exports.queryset_csv(table, users, formats={"date_joined": copy_export.UTC_DATE}),
         row_count=users.count(),
+        filters=exports.applied_filters(filterset),
     )
 
 

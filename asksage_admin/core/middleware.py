@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextvars
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +29,17 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def current_request_meta() -> RequestMeta | None:
     """What the activity log records as 'from where' for the request being served."""
     return _current.get()
+
+
+@contextmanager
+def request_meta_restored(meta: RequestMeta | None) -> Iterator[None]:
+    """Run with `meta` as the current request's: for work done after the view returned
+    (a streamed export logs itself when its last byte is sent, outside the middleware)."""
+    token = _current.set(meta)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 class RequestContextMiddleware:

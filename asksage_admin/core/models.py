@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from asksage_admin.core.chain import GENESIS, RECORD_FIELDS, canonical_record, chain_hash
@@ -142,6 +143,14 @@ class ActivityLog(AppendOnlyModel):
             # Same page filtered by action.
             models.Index(
                 fields=["enterprise", "action", "-created_at"], name="activity_action_time_idx"
+            ),
+            # Verify an export: an enterprise's download with this SHA-256. Partial, so only
+            # export rows pay for it on insert.
+            models.Index(
+                models.F("enterprise"),
+                KeyTextTransform("sha256", "new_value"),
+                name="activity_export_sha256_idx",
+                condition=models.Q(action="export_downloaded"),
             ),
         ]
 

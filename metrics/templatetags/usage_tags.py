@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import template
 
 from accounts.models import User
+from metrics.blocking import BlockExplanation, explain
 from metrics.quota import UsageSnapshot, usage_snapshot
 
 register = template.Library()
@@ -20,3 +21,11 @@ def own_usage(user: User) -> UsageSnapshot | None:
     if not user.is_authenticated:
         return None
     return usage_snapshot(user)
+
+
+@register.simple_tag
+def block_explanation(user: User, usage: UsageSnapshot | None) -> BlockExplanation | None:
+    """Why the signed-in person cannot use tokens (no reasons: they can); no extra query."""
+    if not user.is_authenticated:
+        return None
+    return explain(user, usage)

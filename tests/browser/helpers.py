@@ -23,6 +23,7 @@ CONSOLE_PAGES = [
     "/org/token-usage/",
     "/org/monthly/",
     "/org/exports/",
+    "/org/exports/verify/",
     "/org/activity/",
     "/org/notifications/",
 ]

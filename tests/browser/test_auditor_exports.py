@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import time
 
@@ -115,7 +116,11 @@ def test_auditor_reads_token_usage_and_downloads_users_with_tokens(
     assert int(auditor_row["Monthly Inference Tokens"]) == (150_000 + 9_000 * 23) // dip
 
     (log,) = ActivityLog.objects.filter(action=ActivityLog.Action.EXPORT_DOWNLOADED)
-    assert (log.actor_email, log.new_value) == (
+    assert (log.actor_email, log.new_value["export"], log.new_value["rows"]) == (
         auditor.email,
-        {"export": "users-with-tokens", "rows": 10},
+        "users-with-tokens",
+        10,
     )
+    # The file the browser saved is, byte for byte, the one the log row describes.
+    with open(download.path(), "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == log.new_value["sha256"]

@@ -10,6 +10,7 @@ connection holding a REPEATABLE READ snapshot taken before the admin's save.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 import time
 
@@ -168,7 +169,8 @@ def test_export_rows_come_from_the_replica_and_its_log_row_goes_to_the_primary(
     assert not [q for q in on_replica.captured_queries if WRITE_SQL.match(q["sql"])]
     logged = ActivityLog.objects.get(action=ActivityLog.Action.EXPORT_DOWNLOADED)
     # Written on the primary; its row count is the file's (counted on the replica: no Bob).
-    assert logged.new_value == {"export": "users", "rows": 3}
+    assert (logged.new_value["export"], logged.new_value["rows"]) == ("users", 3)
+    assert logged.new_value["sha256"] == hashlib.sha256(csv).hexdigest()
 
 
 def _users_page(client) -> str:

@@ -48,6 +48,7 @@ def test_allowed_within_quota_reports_remaining_and_reset(api, capped):
         "remaining": 700,
         "resets_at": this_months_reset(),
         "time_zone": "UTC",
+        "reasons": [],
     }
 
 

@@ -62,6 +62,7 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/org/exports/users-with-tokens.csv": (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/exports/activity.csv":          (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/notifications/":                (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/exports/verify/":               (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/staff/":                            (STAFF_IN, SETUP, 403, 403, 403, 403, SETUP, 200),
     # The enterprise page's buttons (POST): back to the page with a message, or the page
     # again with the purchase form's errors. An anonymous JSON POST meets the step-up check
@@ -131,5 +132,5 @@ def test_access_matrix(url, persona, expected, member, request):
 
 
 def test_matrix_covers_the_public_contract():
-    assert len(MATRIX) == 31
+    assert len(MATRIX) == 32
     assert set(MATRIX) >= POSTS
