@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0005_users_table_sort_indexes'),
-        ('core', '0004_invitation_resent_revoked'),
+        ('core', '0005_action_alert_settings_changed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
