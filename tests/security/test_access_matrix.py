@@ -23,6 +23,7 @@ VERIFY = "/mfa/verify/"
 ORG = "/org/"
 HOME = "/settings/"
 STAFF_IN = "/staff/login/"  # redirects on to LOGIN with ?next=
+USER = "/org/users/{member}/"  # back to the user's page (with a message)
 
 PERSONAS = (
     "anonymous",
@@ -44,6 +45,8 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/accounts/logout/":                  (LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN),
     "/accounts/password-reset/":          (200,   SETUP, 200,   200,   200,   200,   SETUP, 200),
     "/settings/":                         (LOGIN, SETUP, 200,   200,   200,   200,   SETUP, 200),
+    # Anyone signed in may ask; the answer (sent, or why not) is shown back on Settings.
+    "/settings/requests/":                (LOGIN, SETUP, HOME,  HOME,  HOME,  HOME,  SETUP, HOME),
     "/mfa/setup/":                        (LOGIN, 200,   200,   200,   200,   200,   200,   200),
     "/mfa/verify/":                       (LOGIN, SETUP, SETUP, ORG,   ORG,   ORG,   SETUP, HOME),
     "/mfa/backup-codes/":                 (LOGIN, SETUP, VERIFY, 200,   200,   200,   SETUP, 200),
@@ -51,6 +54,11 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/org/users/":                        (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/users/add/":                    (LOGIN, SETUP, 403,   403,   200,   200,   SETUP, 403),
     "/org/users/{member}/":               (LOGIN, SETUP, 403,   200,   404,   200,   SETUP, 403),
+    "/org/users/{member}/temporary/":     (LOGIN, SETUP, 403,   403,   404,   USER,  SETUP, 403),
+    "/org/users/{member}/temporary/end/": (LOGIN, SETUP, 403,   403,   404,   USER,  SETUP, 403),
+    "/org/requests/":                     (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/requests/0/approve/":           (LOGIN, SETUP, 403,   403,   404,   404,   SETUP, 403),
+    "/org/requests/0/decline/":           (LOGIN, SETUP, 403,   403,   404,   404,   SETUP, 403),
     "/org/token-statistics/":             (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/token-usage/":                  (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/monthly/":                      (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
@@ -71,7 +79,16 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/api/v1/openapi.json":               (200,   200,   200,   200,   200,   200,   200,   200),
 }
 # fmt: on
-POSTS = {"/accounts/logout/", "/api/v1/usage/events", "/api/v1/quota/check"}
+POSTS = {
+    "/accounts/logout/",
+    "/api/v1/usage/events",
+    "/api/v1/quota/check",
+    "/settings/requests/",
+    "/org/users/{member}/temporary/",
+    "/org/users/{member}/temporary/end/",
+    "/org/requests/0/approve/",
+    "/org/requests/0/decline/",
+}
 
 CELLS = [
     pytest.param(url, persona, expected, id=f"{persona}:{url}")
@@ -115,9 +132,9 @@ def test_access_matrix(url, persona, expected, member, request):
         assert response.status_code == expected, response.get("Location")
     else:
         assert response.status_code == 302
-        assert urlsplit(response["Location"]).path == expected
+        assert urlsplit(response["Location"]).path == expected.format(member=member.pk)
 
 
 def test_matrix_covers_the_public_contract():
-    assert len(MATRIX) == 28
+    assert len(MATRIX) == 34
     assert set(MATRIX) >= POSTS
