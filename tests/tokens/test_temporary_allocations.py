@@ -313,3 +313,11 @@ def test_wrong_role_or_other_enterprise_cannot_grant_or_end(
     assert (grant.status_code, end.status_code) == (status, status)
     assert not TemporaryAllocation.objects.exists()
     assert not ActivityLog.objects.filter(action__startswith="temporary").exists()
+
+
+def test_every_raw_sql_reader_states_the_same_rule():
+    """The ingest statement spells the rule out (it stays one literal text for pgbench)."""
+    from metrics.ingest_sql import BATCH_SQL
+    from tokens.models import ACTIVE_SQL
+
+    assert ACTIVE_SQL.format(now="%(now)s") in BATCH_SQL
