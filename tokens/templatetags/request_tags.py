@@ -40,4 +40,6 @@ def own_requests(user: User) -> dict[str, Any] | None:
     if not user.is_authenticated or user.enterprise_id is None:
         return None
     latest = list(UsageRequest.objects.filter(user=user).order_by("-created_at", "-id")[:OWN_SHOWN])
-    return {"requests": latest, "form": UsageRequestForm(), "can_ask": not user.is_banned}
+    enterprise = user.enterprise
+    can_ask = not user.is_banned and enterprise is not None and enterprise.is_active
+    return {"requests": latest, "form": UsageRequestForm(), "can_ask": can_ask}
