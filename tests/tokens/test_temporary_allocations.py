@@ -321,3 +321,38 @@ def test_every_raw_sql_reader_states_the_same_rule():
     from tokens.models import ACTIVE_SQL
 
     assert ACTIVE_SQL.format(now="%(now)s") in BATCH_SQL
+
+
+# --- The database's last word (PostgreSQL guard, on) -----------------------------------
+
+
+def _commit_check() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+@pytest.mark.postgres
+@pytest.mark.guarded
+def test_the_pool_guard_counts_running_extras_only(enterprise):
+    from django.db import IntegrityError, transaction
+
+    (user,) = people(enterprise, 1)
+    buy(enterprise, 1_000_000)
+    _commit_check()
+    now = timezone.now()
+
+    def extra(ends_at: dt.datetime) -> None:
+        TemporaryAllocation.objects.create(
+            enterprise=enterprise,
+            user=user,
+            extra_inference=900_000,
+            until=ends_at.date(),
+            ends_at=ends_at,
+        )
+        _commit_check()
+
+    with pytest.raises(IntegrityError, match="would assign 1,100,000"), transaction.atomic():
+        extra(now + dt.timedelta(days=1))  # a bug that skipped the service's check
+    with transaction.atomic():
+        extra(now - dt.timedelta(seconds=1))  # already ended: no longer reserves the pool
