@@ -110,3 +110,30 @@ def test_approval_racing_an_inline_save_of_the_same_user(transactional_db, enter
         found.refresh_from_db()
         assert found.status == ("approved" if isinstance(results[0], UsageRequest) else "open")
     print("winners seen:", sorted(outcomes))
+
+
+def test_two_expire_runs_at_once_end_each_allocation_once(transactional_db, enterprise):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from asksage_admin.core.models import ActivityLog
+    from tokens.models import TemporaryAllocation
+    from tokens.temporary import expire_due
+
+    users = people(enterprise, 6)
+    buy(enterprise, 6 * MIN)
+    past = timezone.now() - dt.timedelta(minutes=5)
+    TemporaryAllocation.objects.bulk_create(
+        TemporaryAllocation(
+            enterprise=enterprise, user=u, extra_inference=1000, until=past.date(), ends_at=past
+        )
+        for u in users
+    )
+
+    results = run_together([expire_due, expire_due, expire_due])
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sum(r.ended for r in results) == len(users)
+    ended = ActivityLog.objects.filter(action="temporary_allocation_ended")
+    assert sorted(ended.values_list("target", flat=True)) == sorted(u.email for u in users)

@@ -37,9 +37,12 @@ TRIGGERS = """
 CREATE TRIGGER tokens_temporaryallocation_pool_changed BEFORE INSERT OR UPDATE OF
     extra_inference, ends_at, reverted_at, enterprise_id ON tokens_temporaryallocation
     FOR EACH ROW EXECUTE FUNCTION asksage_pool_changed();
+-- Ending one (reverted_at set) only ever frees tokens: no check, so expire_allocations
+-- never fails on an enterprise that is over its pool for another reason.
 CREATE CONSTRAINT TRIGGER tokens_temporaryallocation_pool AFTER INSERT OR UPDATE OF
-    extra_inference, ends_at, reverted_at, enterprise_id ON tokens_temporaryallocation
+    extra_inference, ends_at, enterprise_id ON tokens_temporaryallocation
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.reverted_at IS NULL)
     EXECUTE FUNCTION asksage_check_pool();
 """
 
