@@ -79,8 +79,19 @@ class UsageSnapshot:
     def embedding_overage(self) -> int:
         return max(0, self.embedding_used - self.embedding_allocation)
 
+    @property
+    def near_cap(self) -> bool:
+        """80 % or more of either allocation used: Settings suggests asking for more."""
+        return _near(self.inference_used, self.inference_allocation) or _near(
+            self.embedding_used, self.embedding_allocation
+        )
+
     def remaining(self, kind: str) -> int:
         return self.inference_remaining if kind == "inference" else self.embedding_remaining
+
+
+def _near(used: int, cap: int) -> bool:
+    return used * 5 >= cap * 4 if cap > 0 else used > 0
 
 
 def usage_snapshot(user: User, *, now: datetime | None = None) -> UsageSnapshot | None:

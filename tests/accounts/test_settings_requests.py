@@ -44,3 +44,22 @@ def test_temporary_extra_is_part_of_the_monthly_allocation(member_client, member
 
     assert "1,000,000" in page
     assert f"includes +200,000 until {until.day} {until:%b %Y}" in page
+
+
+@pytest.mark.parametrize(("used", "nudged"), [(159_999, False), (160_000, True)])
+def test_nudge_to_ask_from_80_percent_of_the_cap(member_client, member, used, nudged):
+    from metrics.models import MonthlyUsage
+    from metrics.quota import usage_month
+
+    member.max_inference_tokens = 200_000
+    member.save()
+    MonthlyUsage.objects.create(
+        user=member,
+        enterprise=member.enterprise,
+        month=usage_month(timezone.now(), member.enterprise.tzinfo),
+        inference_tokens=used,
+    )
+
+    page = member_client.get("/settings/").content.decode()
+
+    assert ('data-testid="near-cap"' in page) is nudged
