@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.access import ConsoleRequest, SignedInRequest, console_view, get_enterprise_user
 from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
+from asksage_admin.core.formats import day
 from tokens import temporary, usage_requests
 from tokens.forms import ApproveForm, DeclineForm, TemporaryForm, UsageRequestForm
 from tokens.models import UsageRequest
@@ -185,7 +186,7 @@ def temporary_grant(request: ConsoleRequest, user_id: int) -> HttpResponse:
         messages.success(
             request,
             f"{user.email} has +{row.extra_inference:,} inference tokens until the end of "
-            f"{row.until:%-d %b %Y} ({request.enterprise.time_zone}).",
+            f"{day(row.until)} ({request.enterprise.time_zone}).",
         )
     return redirect("console:user_detail", user_id=user.pk)
 

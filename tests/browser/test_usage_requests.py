@@ -62,6 +62,12 @@ def test_request_approved_with_an_end_date_shows_in_the_users_table(
     cell.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "users-temporary-allocation.png"), full_page=True)
 
+    # The user's page says when it ends, and offers to end it now.
+    page.goto(f"/org/users/{ada.pk}/")
+    expect(page.get_by_test_id("temporary-current")).to_contain_text("+200,000")
+    expect(page.get_by_role("button", name="End it now")).to_be_visible()
+    page.screenshot(path=str(artifacts / "user-page-temporary-allocation.png"), full_page=True)
+
     # The member reads the outcome on Settings.
     member_page.reload()
     expect(member_page.get_by_test_id("own-requests")).to_contain_text("Approved: 200,000")
