@@ -11,6 +11,7 @@ from accounts.access import console_enterprise
 CONSOLE_NAV = [
     ("console:dashboard", "Dashboard"),
     ("console:users", "Users"),
+    ("console:usage_requests", "Requests"),
     ("console:token_statistics", "Token Statistics"),
     ("console:token_usage", "Token Usage"),
     ("console:monthly", "Monthly Data"),

@@ -10,6 +10,7 @@ from accounts import urls as accounts_urls
 from accounts import views as accounts_views
 from asksage_admin.core import views as core_views
 from metrics import urls as metrics_urls
+from tokens import request_views as tokens_request_views
 from tokens import urls as tokens_urls
 
 # The console (/org/) is one namespace served by several apps.
@@ -23,6 +24,7 @@ urlpatterns = [
     path("accounts/", include(accounts_urls.account_patterns)),
     path("mfa/", include(accounts_urls.mfa_patterns)),
     path("settings/", accounts_views.settings_page, name="settings"),
+    path("settings/requests/", tokens_request_views.ask, name="usage_request_ask"),
     path("org/", include(console_patterns)),
     path("invitations/", include(tokens_urls.invitation_patterns)),
     path("staff/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),

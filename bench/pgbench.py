@@ -55,8 +55,10 @@ def batch_script(integration_id: int, emails: list[str], size: int) -> str:
 def quota_script() -> str:
     from metrics import quota
 
-    months = quota._candidate_months(datetime.now(UTC))
-    return _script(render(quota._POSITION_SQL, [*months, USER_TOKEN + "scale-big.example"]))
+    now = datetime.now(UTC)
+    months = quota._candidate_months(now)
+    params = [now, *months, USER_TOKEN + "scale-big.example"]  # now: temporary allocations
+    return _script(render(quota._POSITION_SQL, params))
 
 
 def rate_limit_statement() -> str:

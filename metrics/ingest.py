@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -32,6 +33,7 @@ from metrics.models import (
 )
 from metrics.quota import UsageRequestError, usage_month
 from metrics.usage_events import EventResult, InvalidEvent, ParsedEvent, parse_event
+from tokens.models import TemporaryAllocation
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +174,7 @@ def _answer_recorded(
         if e.kind == UsageKind.INFERENCE:
             quota_key: tuple = (e.kind, user_id, out.inserted[e.event_id])
             after[quota_key] = out.monthly[quota_key[1:]]
-            items.append((quota_key, e.tokens, inference_cap))
+            items.append((quota_key, e.tokens, inference_cap + out.extras.get(e.email, 0)))
         else:
             quota_key = (e.kind, user_id)
             after[quota_key] = out.lifetime[user_id]
@@ -252,12 +254,19 @@ def _store(
         embedding=embedding,
         now=now,
     )
+    extras = dict(
+        TemporaryAllocation.objects.active(now)
+        .filter(user__in={row.user.pk for row in inserted}, user__enterprise=F("enterprise"))
+        .values_list("user_id")
+        .annotate(extra=models.Sum("extra_inference"))
+    )
     items, after = [], {}
     for row in inserted:
         quota_key = _quota_key(row)
         if row.event.kind == UsageKind.INFERENCE:
             after[quota_key] = monthly[quota_key[1:]]
-            items.append((quota_key, row.event.tokens, row.user.max_inference_tokens))
+            cap = row.user.max_inference_tokens + extras.get(row.user.pk, 0)
+            items.append((quota_key, row.event.tokens, cap))
         else:
             after[quota_key] = lifetime[row.user.pk]
             items.append((quota_key, row.event.tokens, row.user.max_embedding_tokens))

@@ -31,6 +31,14 @@ WITH input AS (
            e.time_zone
     FROM accounts_user u LEFT JOIN accounts_enterprise e ON e.id = u.enterprise_id
     WHERE u.email = ANY(%(emails)s::text[])
+), extras AS (
+    -- Temporary allocations counting now (the rule of tokens.models.ACTIVE_SQL): on top of
+    -- the inference cap for the overage flags.
+    SELECT u.email, sum(x.extra_inference)::bigint AS extra
+    FROM users u JOIN tokens_temporaryallocation x
+      ON x.user_id = u.id AND x.enterprise_id = u.enterprise_id
+    WHERE x.reverted_at IS NULL AND x.ends_at > %(now)s
+    GROUP BY u.email
 ), first AS (
     -- The first event of each id whose user is in an enterprise; later ones are repeats.
     SELECT DISTINCT ON (i.event_id) i.*, u.id AS user_id, u.enterprise_id,
@@ -135,6 +143,8 @@ SELECT 's', event_id, user_id, NULL, tokens, NULL, kind || ':' || model, occurre
  WHERE integration_id = %(integration)s AND event_id = ANY(%(ids)s::text[])
 UNION ALL
 SELECT 'a', NULL, user_id, enterprise_id, threshold, used, pool, NULL, period FROM alerts
+UNION ALL
+SELECT 'x', email, NULL, NULL, extra, NULL, NULL, NULL, NULL FROM extras
 """
 
 
@@ -160,6 +170,7 @@ class BatchOutcome:
     stored: dict[str, tuple]  # event_id -> (user, kind, tokens, occurred_at, model)
     # Usage alerts this batch raised: (pool, user or None, enterprise, threshold, period).
     alerts: list[tuple] = field(default_factory=list)
+    extras: dict[str, int] = field(default_factory=dict)  # email -> temporary extra now
 
 
 def parse_outcome(rows: list[tuple]) -> BatchOutcome:
@@ -175,6 +186,8 @@ def parse_outcome(rows: list[tuple]) -> BatchOutcome:
             out.lifetime[user_id] = number
         elif tag == "a":
             out.alerts.append((text, user_id, enterprise_id, number, month))
+        elif tag == "x":
+            out.extras[key] = number
         else:
             kind, _, model = text.partition(":")
             out.stored[key] = (user_id, kind, number, moment, model)

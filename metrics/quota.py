@@ -18,6 +18,7 @@ from accounts.models import Enterprise, User
 from metrics.blocking import NO_ENTERPRISE, UNKNOWN_USER, BlockReason, block_reasons
 from metrics.keys import log_key_use
 from metrics.models import IntegrationKey, MonthlyUsage, UsageKind, UsageTotal
+from tokens.models import ACTIVE_EXTRA_SQL, TemporaryAllocation
 
 # Far above any real request, and low enough that 1,000 of them cannot overflow a BIGINT.
 MAX_EVENT_TOKENS = 10**12
@@ -59,6 +60,9 @@ class UsageSnapshot:
     inference_used: int
     embedding_allocation: int
     embedding_used: int
+    # A temporary allocation still counting, already included in inference_allocation.
+    inference_extra: int = 0
+    extra_until: date | None = None
 
     @property
     def inference_remaining(self) -> int:
@@ -76,19 +80,33 @@ class UsageSnapshot:
     def embedding_overage(self) -> int:
         return max(0, self.embedding_used - self.embedding_allocation)
 
+    @property
+    def near_cap(self) -> bool:
+        """80 % or more of either allocation used: Settings suggests asking for more."""
+        return _near(self.inference_used, self.inference_allocation) or _near(
+            self.embedding_used, self.embedding_allocation
+        )
+
     def remaining(self, kind: str) -> int:
         return self.inference_remaining if kind == "inference" else self.embedding_remaining
 
 
+def _near(used: int, cap: int) -> bool:
+    return used * 5 >= cap * 4 if cap > 0 else used > 0
+
+
 def usage_snapshot(user: User, *, now: datetime | None = None) -> UsageSnapshot | None:
-    """The user's quota position, read from the roll-ups (two indexed lookups).
+    """The user's quota position, read from the roll-ups (three indexed lookups).
+
+    The inference allocation includes a temporary allocation until its end (TemporaryAllocation).
 
     None for a user outside any enterprise: they have no allocation and no months to count.
     """
     enterprise = user.enterprise
     if enterprise is None:
         return None
-    month = usage_month(now or timezone.now(), enterprise.tzinfo)
+    now = now or timezone.now()
+    month = usage_month(now, enterprise.tzinfo)
     monthly = (
         MonthlyUsage.objects.filter(user=user, month=month)
         .values_list("inference_tokens", flat=True)
@@ -97,14 +115,22 @@ def usage_snapshot(user: User, *, now: datetime | None = None) -> UsageSnapshot 
     lifetime = (
         UsageTotal.objects.filter(user=user).values_list("embedding_tokens", flat=True).first()
     )
+    extra, until = (
+        TemporaryAllocation.objects.active(now)
+        .filter(user=user, enterprise=enterprise)
+        .values_list("extra_inference", "until")
+        .first()
+    ) or (0, None)
     return UsageSnapshot(
         month=month,
         resets_on=next_month(month),
         time_zone=enterprise.time_zone,
-        inference_allocation=user.max_inference_tokens,
+        inference_allocation=user.max_inference_tokens + extra,
         inference_used=monthly or 0,
         embedding_allocation=user.max_embedding_tokens,
         embedding_used=lifetime or 0,
+        inference_extra=extra,
+        extra_until=until,
     )
 
 
@@ -162,12 +188,13 @@ def check_quota(
     now = now or timezone.now()
     # One statement, no model instances: this is asked before every model call.
     with connection.cursor() as cursor:
-        cursor.execute(_POSITION_SQL, [*_candidate_months(now), user_email.strip().lower()])
+        cursor.execute(_POSITION_SQL, [now, *_candidate_months(now), user_email.strip().lower()])
         rows = cursor.fetchall()
     if not rows:
         unknown = BlockReason(UNKNOWN_USER, "No user has this email address.")
         return QuotaDecision("denied", "unknown_user", 0, None, reasons=(unknown,))
-    user_status, inference_cap, embedding_cap, enterprise_id, status, zone, *_ = rows[0]
+    user_status, inference_cap, embedding_cap, enterprise_id, status, zone, *_, extra = rows[0]
+    inference_cap += extra  # a temporary allocation counts until its end, command run or not
     if enterprise_id is None:
         outside = BlockReason(NO_ENTERPRISE, "The user is not part of an organization.")
         return QuotaDecision("denied", "no_enterprise", 0, None, reasons=(outside,))
@@ -208,16 +235,17 @@ def check_quota(
 
 # The user, their enterprise and roll-ups by the unique email index. The month in the
 # enterprise's zone is one of three around the UTC month; Python picks it (usage_month),
-# exactly as ingestion keys the roll-up.
-_POSITION_SQL = """
+# exactly as ingestion keys the roll-up. The last column is the temporary extra counting now.
+_POSITION_SQL = f"""
 SELECT u.status, u.max_inference_tokens, u.max_embedding_tokens, e.id, e.status, e.time_zone,
-       m.month, m.inference_tokens, t.embedding_tokens
+       m.month, m.inference_tokens, t.embedding_tokens,
+       {ACTIVE_EXTRA_SQL.format(user="u.id", enterprise="u.enterprise_id", now="%s")}
 FROM accounts_user u
 LEFT JOIN accounts_enterprise e ON e.id = u.enterprise_id
 LEFT JOIN metrics_monthlyusage m ON m.user_id = u.id AND m.month IN (%s, %s, %s)
 LEFT JOIN metrics_usagetotal t ON t.user_id = u.id
 WHERE u.email = %s
-"""
+"""  # noqa: S608 (our names only; values are parameters)
 
 
 def _candidate_months(now: datetime) -> list[date]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Enterprise, User
 from metrics.quota import add_months, usage_month
+from tokens.models import active_allocation
 
 
 def usage_months(enterprise: Enterprise, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
@@ -24,7 +25,9 @@ def usage_months(enterprise: Enterprise, now: dt.datetime | None = None) -> tupl
 
 
 def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> QuerySet[User]:
-    """The enterprise's users with total_usage, month_inference and prev_month_inference."""
+    """The enterprise's users with total_usage, month_inference and prev_month_inference,
+    and the temporary allocation counting now (temp_extra, 0 if none, and temp_until)."""
+    now = now or timezone.now()
     this_month, previous = usage_months(enterprise, now)
     return (
         User.objects.in_enterprise(enterprise)
@@ -54,6 +57,16 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
             prev_month_inference=Coalesce(
                 F("prev_month_usage__inference_tokens"), Value(0), output_field=IntegerField()
             ),
+            # At most one open temporary allocation a user (a constraint): one LEFT JOIN.
+            temporary=FilteredRelation(
+                "temporary_allocations",
+                condition=Q(temporary_allocations__enterprise=enterprise)
+                & active_allocation(now, prefix="temporary_allocations__"),
+            ),
+            temp_extra=Coalesce(
+                F("temporary__extra_inference"), Value(0), output_field=IntegerField()
+            ),
+            temp_until=F("temporary__until"),
         )
         .order_by("email")
     )

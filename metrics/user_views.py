@@ -24,7 +24,7 @@ from metrics.quota import usage_snapshot
 from metrics.user_usage import users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
-from tokens.forms import AllocationForm, RoleForm
+from tokens.forms import AllocationForm, RoleForm, TemporaryForm
 from tokens.models import Invitation
 from tokens.queries import pool_totals
 from tokens.tables import UserTable
@@ -72,6 +72,7 @@ def _render_user(
         "person": users_with_usage(request.enterprise).get(pk=user.pk),
         "form": form,
         "role_form": RoleForm(initial={"role": user.role}),
+        "temporary_form": TemporaryForm(),
         "can_edit": request.user.can_edit_console,
         "pools": pool_totals(request.enterprise),
         "explanation": explain(user, usage_snapshot(user)),

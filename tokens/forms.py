@@ -83,3 +83,57 @@ class BulkAddForm(forms.Form):
         if bool((data.get("emails") or "").strip()) == bool(data.get("file")):
             raise forms.ValidationError("Paste addresses or choose a CSV file (one of the two).")
         return data
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class UsageRequestForm(forms.Form):
+    """A person's ask for more tokens (on /settings/)."""
+
+    pool = forms.ChoiceField(
+        label="Pool",
+        choices=[
+            ("inference", "Inference tokens (monthly)"),
+            ("embedding", "Embedding tokens (lifetime)"),
+        ],
+    )
+    amount = TokenCountField(label="How many more tokens", help_text="For example 200,000.")
+    reason = forms.CharField(
+        label="Why you need them",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    until = forms.DateField(
+        label="Needed until (optional)",
+        required=False,
+        widget=DateInput,
+        help_text="Inference only. Leave empty for a permanent increase.",
+    )
+
+
+class ApproveForm(forms.Form):
+    amount = TokenCountField(label="Amount to give")
+    until = forms.DateField(
+        label="Until (optional)",
+        required=False,
+        widget=DateInput,
+        help_text="Empty: a permanent increase.",
+    )
+    note = forms.CharField(label="Note to the person (optional)", max_length=500, required=False)
+
+
+class DeclineForm(forms.Form):
+    note = forms.CharField(label="Reason", max_length=500)
+
+
+class TemporaryForm(forms.Form):
+    """'+N inference tokens until DATE' on a user's page."""
+
+    extra = TokenCountField(label="Extra inference tokens")
+    until = forms.DateField(
+        label="Until (last day, inclusive)",
+        widget=DateInput,
+        help_text="It ends at midnight after this day in your organization's time zone.",
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
@@ -104,3 +106,137 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} → {self.enterprise}"
+
+
+def active_allocation(now: dt.datetime | None = None, prefix: str = "") -> models.Q:
+    """A temporary allocation still counts: not ended early and its end not reached.
+
+    The one statement of the rule (`prefix` for a lookup through a relation); raw SQL (the
+    quota check, the pool totals, ingest) uses ACTIVE_SQL below, which says the same thing.
+    """
+    return models.Q(
+        **{f"{prefix}reverted_at__isnull": True, f"{prefix}ends_at__gt": now or timezone.now()}
+    )
+
+
+class TemporaryAllocationQuerySet(models.QuerySet["TemporaryAllocation"]):
+    def active(self, now: dt.datetime | None = None) -> TemporaryAllocationQuerySet:
+        return self.filter(active_allocation(now))
+
+    def due(self, now: dt.datetime | None = None) -> TemporaryAllocationQuerySet:
+        """Past their end but not yet marked ended (expire_allocations marks them)."""
+        return self.filter(reverted_at__isnull=True, ends_at__lte=now or timezone.now())
+
+
+# The same rule for raw SQL (alias x for tokens_temporaryallocation; {now} a placeholder).
+ACTIVE_SQL = "x.reverted_at IS NULL AND x.ends_at > {now}"
+# Inference tokens one user holds on top of Max Inference Tokens at an instant; an extra
+# granted in another enterprise (the user has moved) never counts.
+ACTIVE_EXTRA_SQL = (
+    "(SELECT CAST(coalesce(sum(x.extra_inference), 0) AS BIGINT)"  # noqa: S608 (our names)
+    " FROM tokens_temporaryallocation x WHERE x.user_id = {user}"
+    f" AND x.enterprise_id = {{enterprise}} AND {ACTIVE_SQL})"
+)
+
+
+class TemporaryAllocation(models.Model):
+    """ "+N inference tokens until DATE": on top of the user's Max Inference Tokens.
+
+    The base allocation never changes, so there is nothing to undo: the extra simply stops
+    counting at `ends_at` (the end of `until` in the enterprise's time zone, fixed when
+    granted) for the quota, ingest and the pool alike. `reverted_at` records when it was
+    marked ended (by expire_allocations, or an admin ending it early). At most one open
+    (not yet marked ended) per user.
+    """
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="temporary_allocations")
+    extra_inference = models.BigIntegerField()
+    until = models.DateField(help_text="Last day it counts, in the enterprise's time zone.")
+    ends_at = models.DateTimeField(help_text="The instant after `until` ends (local midnight).")
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    usage_request = models.OneToOneField(
+        "UsageRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TemporaryAllocationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(reverted_at__isnull=True),
+                name="one_open_temporary_allocation",
+                violation_error_message="This user already has a temporary allocation.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(extra_inference__gt=0), name="temporary_allocation_positive"
+            ),
+        ]
+        indexes = [
+            # expire_allocations: open rows past their end.
+            models.Index(
+                fields=["ends_at"],
+                condition=models.Q(reverted_at__isnull=True),
+                name="temporary_allocation_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} +{self.extra_inference} until {self.until}"
+
+
+class UsageRequest(models.Model):
+    """A person asking their admins for more tokens; decided once (approved or declined)."""
+
+    class Pool(models.TextChoices):
+        INFERENCE = "inference", "Inference (monthly)"
+        EMBEDDING = "embedding", "Embedding (lifetime)"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for an admin"
+        APPROVED = "approved", "Approved"
+        DECLINED = "declined", "Declined"
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="usage_requests")
+    pool = models.CharField(max_length=16, choices=Pool.choices)
+    amount = models.BigIntegerField(help_text="Tokens asked for, on top of the allocation.")
+    reason = models.CharField(max_length=500)
+    until = models.DateField(null=True, blank=True, help_text="Only needed until this day.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    approved_amount = models.BigIntegerField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "pool"],
+                condition=models.Q(status="open"),
+                name="one_open_usage_request_per_pool",
+                violation_error_message="You already have an open request for this pool.",
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="usage_request_positive"),
+        ]
+        indexes = [
+            # The sidebar badge and the Requests page: open requests of one enterprise.
+            models.Index(
+                fields=["enterprise", "created_at"],
+                condition=models.Q(status="open"),
+                name="usage_request_open_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} +{self.amount} {self.pool} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN

@@ -84,6 +84,7 @@ class LeanRow(NamedTuple):
     total_usage: str
     month_inference: str
     prev_month_inference: str
+    inference_temp: str = ""  # "(+200,000 until 31 Mar)" while a temporary allocation counts
 
 
 _ROLES = dict(User.Role.choices)
@@ -161,4 +162,13 @@ class UserTable(BaseTable):
                 f"{int(u.total_usage or 0):,}",
                 f"{int(u.month_inference or 0):,}",
                 f"{int(u.prev_month_inference or 0):,}",
+                _temporary_text(u),
             )
+
+
+def _temporary_text(user: User) -> str:
+    """The Users table's note on a temporary allocation (annotated by users_with_usage)."""
+    extra, until = getattr(user, "temp_extra", 0), getattr(user, "temp_until", None)
+    if not extra or until is None:
+        return ""
+    return f"(+{int(extra):,} until {until.day} {until:%b})"

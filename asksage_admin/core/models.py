@@ -103,6 +103,11 @@ class ActivityLog(AppendOnlyModel):
         ACCOUNT_UPDATED = "account_updated", "Account changed by staff"
         MFA_DEVICE_REMOVED = "mfa_device_removed", "MFA device removed by staff"
         ALERT_SETTINGS_CHANGED = "alert_settings_changed", "Usage alert settings changed"
+        USAGE_REQUESTED = "usage_requested", "More tokens requested"
+        USAGE_REQUEST_APPROVED = "usage_request_approved", "Token request approved"
+        USAGE_REQUEST_DECLINED = "usage_request_declined", "Token request declined"
+        TEMPORARY_ALLOCATION_GRANTED = "temporary_allocation_granted", "Temporary tokens granted"
+        TEMPORARY_ALLOCATION_ENDED = "temporary_allocation_ended", "Temporary tokens ended"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -19,6 +19,7 @@ CONSOLE_PAGES = [
     "/org/",
     "/org/users/",
     "/org/users/add/",
+    "/org/requests/",
     "/org/token-statistics/",
     "/org/token-usage/",
     "/org/monthly/",

@@ -25,6 +25,7 @@ from tests.browser.helpers import (
     seed_demo,
     sign_in,
 )
+from tokens import usage_requests
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -138,6 +139,8 @@ def test_console_pages_as_admin(page, live_server, audit, demo):
     admin = User.objects.get(email=DEMO_ADMIN)
     sign_in(page, live_server, admin)
     member = User.objects.get(email=DEMO_MEMBER)
+    # One open request, so the Requests page shows its table and forms (and the badge).
+    usage_requests.ask(user=member, pool_name="inference", amount=100_000, reason="Month end")
     paths = [
         *CONSOLE_PAGES,
         f"/org/users/{member.pk}/",

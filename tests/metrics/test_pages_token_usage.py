@@ -15,7 +15,7 @@ from tests.metrics.helpers import add_history, add_usage, add_usage_rows, make_m
 pytestmark = pytest.mark.django_db
 
 # Session, user, device, enterprise + monthly, breakdown (x2: page and top-user shares),
-# top users, models.
+# top users, models (the sidebar's open-request count fits in the budget).
 TOKEN_USAGE_MAX_QUERIES = 9
 
 

@@ -24,6 +24,7 @@ ORG = "/org/"
 HOME = "/settings/"
 STAFF_IN = "/staff/login/"  # redirects on to LOGIN with ?next=
 EPAGE = "/staff/accounts/enterprise/{enterprise}/change/"  # the enterprise page
+USER = "/org/users/{member}/"  # back to the user's page (with a message)
 
 PERSONAS = (
     "anonymous",
@@ -45,6 +46,8 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/accounts/logout/":                  (LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN),
     "/accounts/password-reset/":          (200,   SETUP, 200,   200,   200,   200,   SETUP, 200),
     "/settings/":                         (LOGIN, SETUP, 200,   200,   200,   200,   SETUP, 200),
+    # Anyone signed in may ask; the answer (sent, or why not) is shown back on Settings.
+    "/settings/requests/":                (LOGIN, SETUP, HOME,  HOME,  HOME,  HOME,  SETUP, HOME),
     "/mfa/setup/":                        (LOGIN, 200,   200,   200,   200,   200,   200,   200),
     "/mfa/verify/":                       (LOGIN, SETUP, SETUP, ORG,   ORG,   ORG,   SETUP, HOME),
     "/mfa/backup-codes/":                 (LOGIN, SETUP, VERIFY, 200,   200,   200,   SETUP, 200),
@@ -52,6 +55,11 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/org/users/":                        (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/users/add/":                    (LOGIN, SETUP, 403,   403,   200,   200,   SETUP, 403),
     "/org/users/{member}/":               (LOGIN, SETUP, 403,   200,   404,   200,   SETUP, 403),
+    "/org/users/{member}/temporary/":     (LOGIN, SETUP, 403,   403,   404,   USER,  SETUP, 403),
+    "/org/users/{member}/temporary/end/": (LOGIN, SETUP, 403,   403,   404,   USER,  SETUP, 403),
+    "/org/requests/":                     (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/requests/0/approve/":           (LOGIN, SETUP, 403,   403,   404,   404,   SETUP, 403),
+    "/org/requests/0/decline/":           (LOGIN, SETUP, 403,   403,   404,   404,   SETUP, 403),
     "/org/token-statistics/":             (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/token-usage/":                  (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/monthly/":                      (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
@@ -81,7 +89,16 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/api/v1/openapi.json":               (200,   200,   200,   200,   200,   200,   200,   200),
 }
 # fmt: on
-POSTS = {"/accounts/logout/", "/api/v1/usage/events", "/api/v1/quota/check"}
+POSTS = {
+    "/accounts/logout/",
+    "/api/v1/usage/events",
+    "/api/v1/quota/check",
+    "/settings/requests/",
+    "/org/users/{member}/temporary/",
+    "/org/users/{member}/temporary/end/",
+    "/org/requests/0/approve/",
+    "/org/requests/0/decline/",
+}
 POSTS |= {url for url in MATRIX if url.startswith("/staff/accounts/enterprise/")}
 
 CELLS = [
@@ -127,10 +144,10 @@ def test_access_matrix(url, persona, expected, member, request):
     else:
         assert response.status_code == 302
         assert urlsplit(response["Location"]).path == expected.format(
-            enterprise=member.enterprise_id
+            enterprise=member.enterprise_id, member=member.pk
         )
 
 
 def test_matrix_covers_the_public_contract():
-    assert len(MATRIX) == 32
+    assert len(MATRIX) == 38
     assert set(MATRIX) >= POSTS
