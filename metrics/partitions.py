@@ -181,6 +181,7 @@ def detach(month: date) -> DetachReport:
         # No insert into the month while it is checked and detached; writers already in
         # flight finish first (SHARE waits for them).
         cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE wants none pending
         drift = _month_drift(cursor, table, month)
         if drift:
             raise PartitionError(
