@@ -177,6 +177,16 @@ def test_detach_refuses_a_month_whose_roll_ups_drift(two_old_months, member):
     assert not DetachedUsageMonth.objects.exists()
 
 
+def test_staff_admin_lists_and_opens_events_of_any_partition(two_old_months, staff_client):
+    listing = staff_client.get("/staff/metrics/usageevent/").content.decode()
+    assert ">jan<" in listing and ">feb<" in listing
+    january = UsageEvent.objects.get(event_id="jan")
+
+    page = staff_client.get(f"/staff/metrics/usageevent/{january.pk}/change/")
+
+    assert page.status_code == 200 and "jan" in page.content.decode()
+
+
 @pytest.mark.guarded
 def test_update_and_delete_are_refused_on_every_part_of_the_ledger(enterprise):
     from tests import factories

@@ -30,12 +30,12 @@ class Command(BaseCommand):
         if report.already:
             self.stdout.write(
                 f"{report.month:%Y-%m} is already detached ({report.table},"
-                f" {report.events} events): nothing to do."
+                f" {report.events:,} events): nothing to do."
             )
             return
         self.stdout.write(
             self.style.SUCCESS(
-                f"Detached {report.table}: {report.events} event(s) of {report.month:%Y-%m}."
+                f"Detached {report.table}: {report.events:,} event(s) of {report.month:%Y-%m}."
                 f" Archive it (pg_dump -t {report.table}) and drop it once the archive is"
                 " verified; its roll-ups stay and reconcile_usage now covers the attached"
                 " months."
