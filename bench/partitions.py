@@ -67,12 +67,16 @@ def _build(schema: str, *, partitioned: bool) -> float:
         cursor.execute(f"ALTER TABLE {ledger} ADD UNIQUE (integration_id, event_id, month)")
         cursor.execute(f"CREATE INDEX ON {ledger} (enterprise_id, user_id, month)")
         cursor.execute(f"CREATE INDEX ON {ledger} (user_id)")
-        for name in ["metrics_usageeventkey", *ROLLUPS]:
+        keys = f"{schema}.metrics_usageeventkey"
+        cursor.execute(f"CREATE TABLE {keys} (LIKE public.metrics_usageeventkey)")
+        cursor.execute(f"INSERT INTO {keys} SELECT * FROM public.metrics_usageeventkey")  # noqa: S608
+        cursor.execute(f"ALTER TABLE {keys} ADD PRIMARY KEY (integration_id, event_id)")
+        for name in ROLLUPS:
             cursor.execute(
                 f"CREATE TABLE {schema}.{name} (LIKE public.{name} INCLUDING ALL);"
                 f" INSERT INTO {schema}.{name} SELECT * FROM public.{name}"  # noqa: S608
             )
-            if name in ("metrics_usageeventkey", "metrics_usagetotal"):
+            if name == "metrics_usagetotal":
                 continue  # no id column
             # Copied ids: the identity continues after them.
             cursor.execute(

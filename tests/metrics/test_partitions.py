@@ -152,6 +152,22 @@ def test_a_replay_of_a_detached_event_is_not_counted_again(two_old_months, api, 
     assert "Roll-ups match the ledger" in run("reconcile_usage")
 
 
+def test_a_late_event_of_a_detached_month_is_recorded_and_reported(two_old_months, api, member):
+    run("detach_usage_partition", "2025-01")
+
+    response = api.events(
+        [event("late", member.email, tokens=7, occurred_at="2025-01-20T12:00:00Z")]
+    )
+
+    assert response.json()["results"][0]["status"] == "recorded"
+    assert where("late") == partitions.DEFAULT
+    assert month_inference(member, OLD_JAN) == 107
+    assert "Roll-ups match the ledger" in run("reconcile_usage")
+    out = run("create_usage_partitions")
+    assert "1 late event(s) of the detached month 2025-01 are in the default partition" in out
+    assert where("late") == partitions.DEFAULT
+
+
 def test_reconcile_still_catches_drift_after_a_detach(two_old_months, member):
     run("detach_usage_partition", "2025-01")
     MonthlyUsage.objects.filter(user=member, month=OLD_FEB).update(inference_tokens=201)

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from metrics.models import (
@@ -98,6 +98,12 @@ def detached_months() -> list:
     return list(DetachedUsageMonth.objects.values_list("month", flat=True))
 
 
+def attached_ledger() -> QuerySet[UsageEvent]:
+    """The ledger without detached months (late events of one sit in DEFAULT: its roll-ups
+    count them, and the roll-ups are what stands for that month)."""
+    return UsageEvent.objects.exclude(month__in=detached_months())
+
+
 def add_sorted(left: Iterable[tuple], right: Iterable[tuple]) -> Iterator[tuple]:
     """Merge two streams of (key, a, b) sorted by key, adding a and b where keys meet."""
     end: Any = object()
@@ -117,7 +123,8 @@ def add_sorted(left: Iterable[tuple], right: Iterable[tuple]) -> Iterator[tuple]
 
 def monthly_drift() -> Iterator[Drift]:
     ledger = (
-        UsageEvent.objects.values("user_id", "month")
+        attached_ledger()
+        .values("user_id", "month")
         .annotate(inference=INFERENCE, embedding=EMBEDDING)
         .order_by("user_id", "month")
         .values_list("user_id", "month", "inference", "embedding")
@@ -137,7 +144,8 @@ def monthly_drift() -> Iterator[Drift]:
 
 def lifetime_drift() -> Iterator[Drift]:
     ledger = (
-        UsageEvent.objects.values("user_id")
+        attached_ledger()
+        .values("user_id")
         .annotate(inference=INFERENCE, embedding=EMBEDDING)
         .order_by("user_id")
         .values_list("user_id", "inference", "embedding")
@@ -166,7 +174,8 @@ def enterprise_drift() -> Iterator[Drift]:
     the database's collation than in Python, which a merge walk would need."""
     ledger = {
         (e, m, model): (i, emb)
-        for e, m, model, i, emb in UsageEvent.objects.values("enterprise_id", "month", "model")
+        for e, m, model, i, emb in attached_ledger()
+        .values("enterprise_id", "month", "model")
         .annotate(inference=INFERENCE, embedding=EMBEDDING)
         .order_by()
         .values_list("enterprise_id", "month", "model", "inference", "embedding")
