@@ -289,9 +289,18 @@ def _insert_events(integration: IntegrationKey, rows: list[_Row], now: datetime)
         event_id
         for (event_id,) in _insert(
             UsageEventKey,
-            "integration_id, event_id, month",
+            "integration_id, event_id, month, user_id, kind, tokens, occurred_at, model",
             [
-                (integration.integration_id, row.event.event_id, adapt_date(row.month))
+                (
+                    integration.integration_id,
+                    row.event.event_id,
+                    adapt_date(row.month),
+                    row.user.pk,
+                    row.event.kind,
+                    row.event.tokens,
+                    adapt_dt(row.event.occurred_at),
+                    row.event.model,
+                )
                 for row in rows
             ],
             on_conflict="(integration_id, event_id) DO NOTHING",

@@ -42,8 +42,10 @@ WITH input AS (
 ), new_key AS (
     -- The idempotency record decides: an id is counted once, whatever month it claims
     -- (the partitioned ledger cannot hold a unique key without its month).
-    INSERT INTO metrics_usageeventkey (integration_id, event_id, month)
-    SELECT %(integration)s, event_id, month FROM first ORDER BY event_id
+    INSERT INTO metrics_usageeventkey (integration_id, event_id, month, user_id, kind, tokens,
+                                       occurred_at, model)
+    SELECT %(integration)s, event_id, month, user_id, kind, tokens, occurred_at, model
+    FROM first ORDER BY event_id
     ON CONFLICT (integration_id, event_id) DO NOTHING
     RETURNING event_id
 ), ins AS (
@@ -96,11 +98,10 @@ UNION ALL
 SELECT 'l', NULL, user_id, NULL, embedding_tokens, NULL, NULL, NULL, NULL FROM lifetime
 UNION ALL
 -- The statement's snapshot predates its own INSERT: these are the events stored before.
-SELECT 's', e.event_id, e.user_id, NULL, e.tokens, NULL, e.kind || ':' || e.model, e.occurred_at,
-       NULL
-  FROM metrics_usageeventkey k JOIN metrics_usageevent e ON e.integration_id = k.integration_id
-       AND e.event_id = k.event_id AND e.month = k.month  -- the key's month: one partition
- WHERE k.integration_id = %(integration)s AND k.event_id = ANY(%(ids)s::text[])
+-- From the key table, which holds the content: no statement here plans over every partition.
+SELECT 's', event_id, user_id, NULL, tokens, NULL, kind || ':' || model, occurred_at, NULL
+  FROM metrics_usageeventkey
+ WHERE integration_id = %(integration)s AND event_id = ANY(%(ids)s::text[])
 """
 
 
@@ -143,10 +144,7 @@ def parse_outcome(rows: list[tuple]) -> BatchOutcome:
     return out
 
 
-# Through the key table, whose month names the one partition holding the row.
 STORED_SQL = (
-    "SELECT e.event_id, e.user_id, e.kind, e.tokens, e.occurred_at, e.model"
-    " FROM metrics_usageeventkey k JOIN metrics_usageevent e"
-    " ON e.integration_id = k.integration_id AND e.event_id = k.event_id AND e.month = k.month"
-    " WHERE k.integration_id = %s AND k.event_id = ANY(%s::text[])"
+    "SELECT event_id, user_id, kind, tokens, occurred_at, model FROM metrics_usageeventkey"
+    " WHERE integration_id = %s AND event_id = ANY(%s::text[])"
 )

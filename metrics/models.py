@@ -128,11 +128,12 @@ class UsageEvent(AppendOnlyModel):
 class UsageEventKey(models.Model):
     """The idempotency record: an integration's event id, counted once, forever.
 
-    A small unpartitioned table, so its primary key can be (integration, event_id) without
-    the month: ingest inserts here ON CONFLICT DO NOTHING and puts only the returned ids in
-    the ledger. `month` is where the ledger row lives (a replay is compared with it). Keys
-    stay when their month is archived (detach_usage_partition), so a replay is never
-    counted again.
+    Unpartitioned, so its primary key can be (integration, event_id) without the month:
+    ingest inserts here ON CONFLICT DO NOTHING and puts only the returned ids in the
+    ledger. It keeps what a replay is compared with (user, kind, tokens, occurred_at,
+    model), so answering a duplicate never searches the ledger's partitions (planning a
+    statement over every partition costs more than the lookup), and a replay of an archived
+    month (detach_usage_partition) is still answered. `month` names the ledger partition.
     """
 
     pk = models.CompositePrimaryKey("integration_id", "event_id")
@@ -141,6 +142,18 @@ class UsageEventKey(models.Model):
     )
     event_id = models.CharField(max_length=128)
     month = models.DateField()
+    # A copy of the ledger row's content; no constraint: the ledger row has them.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    kind = models.CharField(max_length=16, choices=UsageKind.choices)
+    tokens = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    model = models.CharField(max_length=100, blank=True)
 
     def __str__(self) -> str:
         return f"{self.integration_id}:{self.event_id}"

@@ -2,8 +2,8 @@
 
 A partitioned table's unique constraints must contain the partition key, so the rule "an
 event id of an integration is counted once, whatever month it claims" moves to
-metrics_usageeventkey (primary key integration_id, event_id), filled from the ledger here
-and by ingest from now on. The ledger keeps a unique (integration_id, event_id, month) to
+metrics_usageeventkey (primary key integration_id, event_id, with the content a replay is
+compared with), filled from the ledger here and by ingest from now on. The ledger keeps a unique (integration_id, event_id, month) to
 find a row.
 
 On PostgreSQL the plain table is copied into `metrics_usageevent` PARTITION BY RANGE
@@ -16,6 +16,7 @@ it to every partition, present and future. On SQLite the ledger stays a plain ta
 
 import django.db.models.deletion
 import django.utils.timezone
+from django.conf import settings
 from django.db import migrations, models
 
 from asksage_admin.core.pg import append_only_sql, postgres_sql
@@ -104,8 +105,10 @@ ALTER TABLE metrics_usageevent ADD CONSTRAINT metrics_usageevent_pkey PRIMARY KE
 """
 
 KEYS_FROM_LEDGER = """
-INSERT INTO metrics_usageeventkey (integration_id, event_id, month)
-SELECT integration_id, event_id, month FROM metrics_usageevent
+INSERT INTO metrics_usageeventkey (integration_id, event_id, month, user_id, kind, tokens,
+                                   occurred_at, model)
+SELECT integration_id, event_id, month, user_id, kind, tokens, occurred_at, model
+FROM metrics_usageevent
 """
 
 
@@ -113,6 +116,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("metrics", "0004_copy_export_json"),
         ("metrics", "0003_usage_ledger_append_only"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
@@ -141,6 +145,26 @@ class Migration(migrations.Migration):
                 ),
                 ("event_id", models.CharField(max_length=128)),
                 ("month", models.DateField()),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("inference", "Inference"), ("embedding", "Embedding")],
+                        max_length=16,
+                    ),
+                ),
+                ("tokens", models.BigIntegerField()),
+                ("occurred_at", models.DateTimeField()),
+                ("model", models.CharField(blank=True, max_length=100)),
             ],
         ),
         migrations.CreateModel(

@@ -145,8 +145,12 @@ def test_a_replay_of_a_detached_event_is_not_counted_again(two_old_months, api, 
         [event("jan", member.email, tokens=100, occurred_at="2025-01-10T12:00:00Z")]
     )
 
-    # Its row is archived, so the content cannot be compared: refused, never counted.
-    assert response.json()["results"][0]["status"] == "rejected"
+    # Its row is archived; the key table kept what a replay is compared with.
+    assert response.json()["results"][0]["status"] == "duplicate"
+    changed = api.events(
+        [event("jan", member.email, tokens=99, occurred_at="2025-01-10T12:00:00Z")]
+    )
+    assert changed.json()["results"][0]["code"] == "conflict"
     assert UsageEventKey.objects.filter(event_id="jan").exists()
     assert lifetime(member) == (300, 0)
     assert "Roll-ups match the ledger" in run("reconcile_usage")

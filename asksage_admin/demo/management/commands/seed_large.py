@@ -208,10 +208,12 @@ class Command(BaseCommand):
                 CROSS JOIN unnest(%(months)s::date[]) AS m(start)
                 CROSS JOIN generate_series(1, %(per)s) AS k(j)
                 WHERE u.enterprise_id = ANY(%(ents)s) AND u.status = 'paid'
-                RETURNING integration_id, event_id, month
+                RETURNING integration_id, event_id, month, user_id, kind, tokens, occurred_at,
+                          model
                 )
-                INSERT INTO metrics_usageeventkey (integration_id, event_id, month)
-                SELECT integration_id, event_id, month FROM ev
+                INSERT INTO metrics_usageeventkey (integration_id, event_id, month, user_id, kind,
+                    tokens, occurred_at, model)
+                SELECT * FROM ev
                 """,
                 {
                     "key": key.integration_id,
