@@ -11,6 +11,8 @@ missing). Prints one table per section:
             pgbench running the same statements in the same run: ratio, p50/p99, errors;
             then single events open-loop (fixed arrival rate) at half the closed-loop maximum:
             p50/p95/p99/max from the scheduled send time, and where one request's time goes
+  partitions – the usage ledger partitioned by month vs. a plain copy of it (~2.4M events
+            each, same run): ingest events/s (pgbench, BATCH_SQL) and ledger reads, ratios
   chaos   – not a benchmark: ingest and allocation saves while app connections are killed;
             checks nothing acknowledged was lost or doubled (bench/chaos.py). Run it alone.
 """
@@ -84,6 +86,10 @@ def main() -> int:
         pages.run_pages(requests=args.requests, app_dir=args.app_dir, port=args.port)
     if "exports" in args.sections:
         pages.run_exports(app_dir=args.app_dir, port=args.port)
+    if "partitions" in args.sections:
+        from bench.partitions import run_partitions
+
+        run_partitions(seconds=args.seconds, clients=args.clients)
     if "ingest" in args.sections:
         ingest.run_ingest(
             seconds=args.seconds,

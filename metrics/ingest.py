@@ -1,7 +1,7 @@
 """Usage ingestion: a batch of events becomes ledger rows and roll-up increments at once.
 
 Validation happens in Python. On PostgreSQL one statement (metrics.ingest_sql) then
-resolves the users, inserts the events (the unique idempotency index decides duplicates,
+resolves the users, inserts the events (the key table's primary key decides duplicates,
 even between concurrent batches) and adds their tokens to the roll-ups: one round trip,
 one transaction, so the roll-ups always reconcile with the ledger. Other databases (the
 SQLite laptop default) take the same steps as separate statements in one transaction.
@@ -28,6 +28,7 @@ from metrics.models import (
     IntegrationKey,
     MonthlyUsage,
     UsageEvent,
+    UsageEventKey,
     UsageKind,
     UsageTotal,
 )
@@ -314,11 +315,37 @@ def _event_key(row: _Row) -> str:
 
 
 def _insert_events(integration: IntegrationKey, rows: list[_Row], now: datetime) -> set[str]:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids this batch actually recorded."""
+    """The ids this batch actually recorded: those new to the key table (INSERT ... ON
+    CONFLICT DO NOTHING RETURNING), whose events then go to the ledger."""
     adapt_dt, adapt_date = (
         connection.ops.adapt_datetimefield_value,
         connection.ops.adapt_datefield_value,
     )
+    new_ids = {
+        event_id
+        for (event_id,) in _insert(
+            UsageEventKey,
+            "integration_id, event_id, month, user_id, kind, tokens, occurred_at, model",
+            [
+                (
+                    integration.integration_id,
+                    row.event.event_id,
+                    adapt_date(row.month),
+                    row.user.pk,
+                    row.event.kind,
+                    row.event.tokens,
+                    adapt_dt(row.event.occurred_at),
+                    row.event.model,
+                )
+                for row in rows
+            ],
+            on_conflict="(integration_id, event_id) DO NOTHING",
+            returning="event_id",
+        )
+    }
+    rows = [row for row in rows if row.event.event_id in new_ids]
+    if not rows:
+        return set()
     received = adapt_dt(now)
     values = [
         (
@@ -339,14 +366,8 @@ def _insert_events(integration: IntegrationKey, rows: list[_Row], now: datetime)
         "integration_id, event_id, user_id, enterprise_id, kind, tokens, occurred_at, month,"
         " model, received_at"
     )
-    inserted = _insert(
-        UsageEvent,
-        columns,
-        values,
-        on_conflict="(integration_id, event_id) DO NOTHING",
-        returning="event_id",
-    )
-    return {event_id for (event_id,) in inserted}
+    _insert(UsageEvent, columns, values)
+    return new_ids
 
 
 def _classify(
@@ -421,10 +442,10 @@ def _insert(
     columns: str,
     rows: list[tuple],
     *,
-    on_conflict: str,
+    on_conflict: str = "",
     returning: str = "",
 ) -> list[tuple]:
-    """One multi-row INSERT ... ON CONFLICT ... [RETURNING] (PostgreSQL and SQLite alike).
+    """One multi-row INSERT [... ON CONFLICT ...] [RETURNING] (PostgreSQL and SQLite alike).
 
     `{add}` in on_conflict expands to "tokens = current + incoming" for both token columns:
     the database adds, so concurrent batches never lose each other's increments.
@@ -438,7 +459,7 @@ def _insert(
     # Only model metadata and placeholders are interpolated; every value is a parameter.
     sql = (
         f"INSERT INTO {table} ({columns}) VALUES {', '.join([group] * len(rows))}"  # noqa: S608
-        f" ON CONFLICT {on_conflict.format(add=add)}"
+        + (f" ON CONFLICT {on_conflict.format(add=add)}" if on_conflict else "")
         + (f" RETURNING {returning}" if returning else "")
     )
     with connection.cursor() as cursor:

@@ -1,11 +1,12 @@
 """The PostgreSQL ingest statement: one round trip records a whole batch.
 
 One statement with data-modifying CTEs resolves the users by email, inserts the events
-ON CONFLICT DO NOTHING, adds the inserted rows to the three roll-ups and returns what the
-service needs to answer every event (users, inserted rows, roll-up totals after the batch,
-and the events that were already stored). Being one statement it is one transaction: the
-roll-ups can never disagree with the ledger. `bench ingest` runs this very text in pgbench,
-so the benchmark's ceiling and the application cannot drift apart.
+whose id is new to the key table (ON CONFLICT DO NOTHING), adds the inserted rows to the
+three roll-ups and returns what the service needs to answer every event (users, inserted
+rows, roll-up totals after the batch, and the events that were already stored). Being one
+statement it is one transaction: the roll-ups can never disagree with the ledger.
+`bench ingest` runs this very text in pgbench, so the benchmark's ceiling and the
+application cannot drift apart.
 
 Arrays (unnest) rather than a VALUES list keep the text the same size whatever the batch
 size, so PostgreSQL parses a short statement and psycopg adapts seven parameters.
@@ -46,13 +47,21 @@ WITH input AS (
     FROM input i JOIN users u ON u.email = i.email
     WHERE u.enterprise_id IS NOT NULL
     ORDER BY i.event_id, i.idx
+), new_key AS (
+    -- The idempotency record decides: an id is counted once, whatever month it claims
+    -- (the partitioned ledger cannot hold a unique key without its month).
+    INSERT INTO metrics_usageeventkey (integration_id, event_id, month, user_id, kind, tokens,
+                                       occurred_at, model)
+    SELECT %(integration)s, event_id, month, user_id, kind, tokens, occurred_at, model
+    FROM first ORDER BY event_id
+    ON CONFLICT (integration_id, event_id) DO NOTHING
+    RETURNING event_id
 ), ins AS (
     INSERT INTO metrics_usageevent (integration_id, event_id, user_id, enterprise_id, kind,
                                     tokens, occurred_at, month, model, received_at)
     SELECT %(integration)s, event_id, user_id, enterprise_id, kind, tokens, occurred_at,
            month, model, %(now)s
-    FROM first ORDER BY event_id
-    ON CONFLICT (integration_id, event_id) DO NOTHING
+    FROM first JOIN new_key USING (event_id) ORDER BY event_id
     RETURNING event_id, user_id, enterprise_id, kind, tokens, month, model
 ), monthly AS (
     INSERT INTO metrics_monthlyusage AS r
@@ -138,8 +147,9 @@ UNION ALL
 SELECT 'l', NULL, user_id, NULL, embedding_tokens, NULL, NULL, NULL, NULL FROM lifetime
 UNION ALL
 -- The statement's snapshot predates its own INSERT: these are the events stored before.
+-- From the key table, which holds the content: no statement here plans over every partition.
 SELECT 's', event_id, user_id, NULL, tokens, NULL, kind || ':' || model, occurred_at, NULL
-  FROM metrics_usageevent
+  FROM metrics_usageeventkey
  WHERE integration_id = %(integration)s AND event_id = ANY(%(ids)s::text[])
 UNION ALL
 SELECT 'a', NULL, user_id, enterprise_id, threshold, used, pool, NULL, period FROM alerts
@@ -195,6 +205,6 @@ def parse_outcome(rows: list[tuple]) -> BatchOutcome:
 
 
 STORED_SQL = (
-    "SELECT event_id, user_id, kind, tokens, occurred_at, model FROM metrics_usageevent"
+    "SELECT event_id, user_id, kind, tokens, occurred_at, model FROM metrics_usageeventkey"
     " WHERE integration_id = %s AND event_id = ANY(%s::text[])"
 )

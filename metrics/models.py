@@ -76,7 +76,11 @@ class UsageKind(models.TextChoices):
 
 class UsageEvent(AppendOnlyModel):
     """One report of tokens consumed. `event_id` is the integration's idempotency key,
-    shared by all its keys, so rotating a key never counts an event twice."""
+    shared by all its keys, so rotating a key never counts an event twice (UsageEventKey).
+
+    On PostgreSQL the table is partitioned by RANGE (month), one partition a month plus a
+    DEFAULT one (metrics.partitions); Django sees one ordinary table.
+    """
 
     # No index of its own on these FKs: each is the prefix of an index below, and every
     # extra index is one more write per ingested event.
@@ -100,10 +104,11 @@ class UsageEvent(AppendOnlyModel):
 
     class Meta:
         constraints = [
+            # PostgreSQL partitions the ledger by month, and a partitioned table's unique
+            # constraints must hold the partition key. An event id is counted once whatever
+            # month it claims: UsageEventKey holds that rule; this index finds the row.
             models.UniqueConstraint(
-                fields=["integration", "event_id"],
-                name="usage_event_idempotency",
-                violation_error_message="This event id was already reported by this integration.",
+                fields=["integration", "event_id", "month"], name="usage_event_id_month"
             ),
             models.CheckConstraint(
                 condition=models.Q(tokens__gt=0),
@@ -118,6 +123,60 @@ class UsageEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.event_id}: {self.tokens} {self.kind}"
+
+
+class UsageEventKey(models.Model):
+    """The idempotency record: an integration's event id, counted once, forever.
+
+    Unpartitioned, so its primary key can be (integration, event_id) without the month:
+    ingest inserts here ON CONFLICT DO NOTHING and puts only the returned ids in the
+    ledger. It keeps what a replay is compared with (user, kind, tokens, occurred_at,
+    model), so answering a duplicate never searches the ledger's partitions (planning a
+    statement over every partition costs more than the lookup), and a replay of an archived
+    month (detach_usage_partition) is still answered. `month` names the ledger partition.
+    """
+
+    pk = models.CompositePrimaryKey("integration_id", "event_id")
+    integration = models.ForeignKey(
+        Integration, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    event_id = models.CharField(max_length=128)
+    month = models.DateField()
+    # A copy of the ledger row's content; no constraint: the ledger row has them.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    kind = models.CharField(max_length=16, choices=UsageKind.choices)
+    tokens = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    model = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.integration_id}:{self.event_id}"
+
+
+class DetachedUsageMonth(models.Model):
+    """A ledger month whose partition was detached for archiving.
+
+    reconcile_usage compares the attached months only; the detached month's roll-ups,
+    checked against its ledger rows just before detaching, stand in for them in the
+    lifetime totals.
+    """
+
+    month = models.DateField(unique=True)
+    table = models.CharField(max_length=63)
+    events = models.BigIntegerField()
+    detached_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["month"]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} ({self.table})"
 
 
 class MonthlyUsage(models.Model):

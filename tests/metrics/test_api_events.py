@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from accounts.models import Enterprise, User
-from metrics.models import EnterpriseMonthlyUsage, MonthlyUsage, UsageEvent
+from metrics.models import EnterpriseMonthlyUsage, MonthlyUsage, UsageEvent, UsageEventKey
 from tests import factories
 from tests.metrics.usage_helpers import (
     Api,
@@ -100,6 +100,39 @@ def test_reused_id_with_different_content_is_conflict(api, member, change):
     result = response.json()["results"][0]
     assert (result["status"], result["code"]) == ("rejected", "conflict")
     assert UsageEvent.objects.get().tokens == 500
+    assert lifetime(member) == (500, 0)
+
+
+def test_id_replayed_with_an_occurred_at_in_another_month_is_counted_once(api, member):
+    """The ledger is partitioned by month (PostgreSQL), so only the key table can see that
+    an id claiming March was already counted in January."""
+    api.events([event("e1", member.email, tokens=500, occurred_at="2026-01-15T12:00:00Z")])
+
+    response = api.events(
+        [event("e1", member.email, tokens=500, occurred_at="2026-03-02T12:00:00Z")]
+    )
+
+    result = response.json()["results"][0]
+    assert (result["status"], result["code"]) == ("rejected", "conflict")
+    assert list(UsageEvent.objects.values_list("month", flat=True)) == [JAN]
+    assert UsageEventKey.objects.get().month == JAN
+    assert month_inference(member, date(2026, 3, 1)) == 0
+    assert month_inference(member, JAN) == 500
+    assert lifetime(member) == (500, 0)
+
+
+def test_same_event_replayed_after_a_time_zone_change_is_a_duplicate(api, member, enterprise):
+    """Same content, but the enterprise's new zone puts it in another month: still the
+    event already counted, answered as any duplicate."""
+    late_january = event("e1", member.email, tokens=500, occurred_at="2026-01-31T23:30:00Z")
+    api.events([late_january])
+    Enterprise.objects.filter(pk=enterprise.pk).update(time_zone="Asia/Tokyo")
+
+    response = api.events([late_january])  # February 1st in Tokyo
+
+    assert statuses(response) == ["duplicate"]
+    assert list(UsageEvent.objects.values_list("month", flat=True)) == [JAN]
+    assert month_inference(member, date(2026, 2, 1)) == 0
     assert lifetime(member) == (500, 0)
 
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 
 from metrics import keys
-from metrics.models import MonthlyUsage, UsageEvent, UsageTotal
+from metrics.models import MonthlyUsage, UsageEvent, UsageEventKey, UsageTotal
 from tests.concurrency import run_together, succeeded
 from tests.metrics.usage_helpers import Api, event, make_key, make_users
 
@@ -53,6 +53,27 @@ def test_same_id_with_different_content_races_to_one_winner(member):
     outcomes = sorted(r.json()["results"][0].get("code", "recorded") for r in responses)
     assert outcomes == ["conflict"] * (THREADS - 1) + ["recorded"]
     stored = UsageEvent.objects.get()
+    assert UsageTotal.objects.get(user=member).inference_tokens == stored.tokens
+
+
+def test_same_id_claiming_different_months_races_to_one_event(member):
+    """Each thread's copy lands in another month's partition: the key table still lets
+    exactly one through."""
+    _key, plaintext = make_key()
+
+    responses = in_threads(
+        lambda n: Api(plaintext).events(
+            [event("roaming", member.email, occurred_at=f"2026-{n + 1:02d}-10T12:00:00Z")]
+        )
+    )
+
+    outcomes = sorted(r.json()["results"][0].get("code", "recorded") for r in responses)
+    assert outcomes == ["conflict"] * (THREADS - 1) + ["recorded"]
+    stored = UsageEvent.objects.get()
+    assert UsageEventKey.objects.get().month == stored.month
+    assert list(MonthlyUsage.objects.filter(user=member).values_list("month", flat=True)) == [
+        stored.month
+    ]
     assert UsageTotal.objects.get(user=member).inference_tokens == stored.tokens
 
 

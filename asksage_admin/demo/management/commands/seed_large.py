@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Enterprise, User
 from asksage_admin.core.models import ActivityLog
+from metrics import partitions
 from metrics.models import Integration, IntegrationKey
 
 PREFIX = "scale-"
@@ -77,6 +78,8 @@ class Command(BaseCommand):
             ]
             huge = self._enterprise("scale-huge", "Scale Huge Corp", HUGE_USERS, password_hash)
             months = month_starts(timezone.now().date(), MONTHS)
+            # Each month in its own partition of the ledger, not in DEFAULT.
+            partitions.ensure_partitions(months)
             self._events(key, [big.pk], months, events_per_month)
             self._events(key, [e.pk for e in smalls], months, 3)
             self._events(key, [huge.pk], months[-2:], 1)
@@ -108,6 +111,12 @@ class Command(BaseCommand):
             # data set is a restore, done as a superuser with triggers off for this transaction.
             # Its old activity rows go too, so verify_activity_log reports the gap afterwards.
             cursor.execute("SET LOCAL session_replication_role = replica")
+            cursor.execute(
+                "DELETE FROM metrics_usageeventkey k USING metrics_usageevent e"
+                " WHERE e.integration_id = k.integration_id AND e.event_id = k.event_id"
+                " AND e.month = k.month AND e.enterprise_id = ANY(%s)",
+                [ids],
+            )
             for table in tables:
                 cursor.execute(f"DELETE FROM {table} WHERE enterprise_id = ANY(%s)", [ids])  # noqa: S608
             cursor.execute(f"DELETE FROM {ACTIVITY_TABLE} WHERE enterprise_id = ANY(%s)", [ids])  # noqa: S608
@@ -175,8 +184,10 @@ class Command(BaseCommand):
         first = months[0]
         spike = months[-4] if len(months) >= 4 else None
         with connection.cursor() as cursor:
+            # Each event's id goes to the key table too, as ingest does (idempotency).
             cursor.execute(
                 """
+                WITH ev AS (
                 INSERT INTO metrics_usageevent (integration_id, event_id, user_id, enterprise_id,
                     kind, tokens, occurred_at, month, model, received_at)
                 SELECT %(key)s,
@@ -197,6 +208,12 @@ class Command(BaseCommand):
                 CROSS JOIN unnest(%(months)s::date[]) AS m(start)
                 CROSS JOIN generate_series(1, %(per)s) AS k(j)
                 WHERE u.enterprise_id = ANY(%(ents)s) AND u.status = 'paid'
+                RETURNING integration_id, event_id, month, user_id, kind, tokens, occurred_at,
+                          model
+                )
+                INSERT INTO metrics_usageeventkey (integration_id, event_id, month, user_id, kind,
+                    tokens, occurred_at, model)
+                SELECT * FROM ev
                 """,
                 {
                     "key": key.integration_id,
