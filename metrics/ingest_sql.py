@@ -1,7 +1,7 @@
 """The PostgreSQL ingest statement: one round trip records a whole batch.
 
 One statement with data-modifying CTEs resolves the users by email, inserts the events
-ON CONFLICT DO NOTHING, adds the inserted rows to the three roll-ups and returns what the
+ON CONFLICT DO NOTHING, adds the inserted rows to the roll-ups and returns what the
 service needs to answer every event (users, inserted rows, roll-up totals after the batch,
 and the events that were already stored). Being one statement it is one transaction: the
 roll-ups can never disagree with the ledger. `bench ingest` runs this very text in pgbench,
@@ -75,6 +75,18 @@ WITH input AS (
            coalesce(sum(tokens) FILTER (WHERE kind = 'embedding'), 0)
     FROM ins GROUP BY enterprise_id, month, model ORDER BY enterprise_id, month, model
     ON CONFLICT (enterprise_id, month, model) DO UPDATE SET
+        inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
+        embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
+), daily AS (
+    -- The day in the enterprise's zone: the burn-rate forecast's roll-up (metrics.forecast).
+    INSERT INTO metrics_dailyusage AS r
+        (user_id, day, enterprise_id, inference_tokens, embedding_tokens)
+    SELECT f.user_id, (f.occurred_at AT TIME ZONE u.time_zone)::date, max(f.enterprise_id),
+           coalesce(sum(f.tokens) FILTER (WHERE f.kind = 'inference'), 0),
+           coalesce(sum(f.tokens) FILTER (WHERE f.kind = 'embedding'), 0)
+    FROM ins JOIN first f ON f.event_id = ins.event_id JOIN users u ON u.id = f.user_id
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (user_id, day) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,
         inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
         embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
 )

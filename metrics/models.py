@@ -1,7 +1,7 @@
 """Usage ledger, monthly roll-ups, integrations and their keys.
 
-Pages read the roll-ups (MonthlyUsage, UsageTotal, EnterpriseMonthlyUsage), never the
-ledger; metrics.ingest updates all of them in the same transaction as the events, and
+Pages read the roll-ups (MonthlyUsage, UsageTotal, EnterpriseMonthlyUsage, DailyUsage), never
+the ledger; metrics.ingest updates all of them in the same transaction as the events, and
 `manage.py reconcile_usage` proves they agree.
 """
 
@@ -213,6 +213,44 @@ class EnterpriseMonthlyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.enterprise_id} {self.month:%Y-%m} {self.model}"
+
+
+class DailyUsage(models.Model):
+    """Roll-up: a user's tokens on one calendar day of the enterprise's time zone.
+
+    Feeds the burn-rate forecast (metrics.forecast): the monthly roll-up cannot tell a
+    steady user from one who spent everything yesterday.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="daily_usage",
+        # The unique (user, day) index serves the per-user window.
+        db_index=False,
+    )
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    inference_tokens = models.BigIntegerField(default=0)
+    embedding_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="daily_usage_user_day"),
+            models.CheckConstraint(
+                condition=models.Q(inference_tokens__gte=0, embedding_tokens__gte=0),
+                name="daily_usage_non_negative",
+            ),
+        ]
+        indexes = [
+            # Dashboard forecast: an enterprise's days in the trailing window.
+            models.Index(fields=["enterprise", "day"], name="daily_usage_ent_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day:%Y-%m-%d}"
 
 
 class ReconcileRunQuerySet(models.QuerySet):
