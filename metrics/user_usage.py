@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import F, FilteredRelation, IntegerField, Q, QuerySet, Value
+from django.db.models import DateField, F, FilteredRelation, IntegerField, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from metrics import forecast
 from metrics.quota import add_months, usage_month
 
 
@@ -24,8 +25,12 @@ def usage_months(enterprise: Enterprise, now: dt.datetime | None = None) -> tupl
 
 
 def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> QuerySet[User]:
-    """The enterprise's users with total_usage, month_inference and prev_month_inference."""
+    """The enterprise's users with total_usage, month_inference and prev_month_inference,
+    and the burn-rate forecast of this month's inference (runs_out_days from runs_out_from,
+    see metrics.forecast)."""
+    now = now or timezone.now()
     this_month, previous = usage_months(enterprise, now)
+    today = now.astimezone(enterprise.tzinfo).date()
     return (
         User.objects.in_enterprise(enterprise)
         .annotate(
@@ -54,6 +59,10 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
             prev_month_inference=Coalesce(
                 F("prev_month_usage__inference_tokens"), Value(0), output_field=IntegerField()
             ),
+        )
+        .annotate(
+            runs_out_days=forecast.user_runs_out_days(today),
+            runs_out_from=Value(today, output_field=DateField()),
         )
         .order_by("email")
     )

@@ -15,7 +15,7 @@ from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
-from metrics import charts, copy_export, exports, queries
+from metrics import charts, copy_export, exports, forecast, queries
 from metrics.filters import ActivityLogFilterSet
 from metrics.models import ReconcileRun
 from metrics.pagination import NearEndPaginator
@@ -53,8 +53,16 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "last_reconcile": ReconcileRun.objects.last_passed(),
         "last_chain_check": ChainVerification.objects.latest_run(),
     }
-    ctx["usage"] = queries.dashboard_usage(enterprise)
+    ctx["usage"] = usage = queries.dashboard_usage(enterprise)
     ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
+    ctx["forecast"] = forecast.enterprise_forecast(
+        enterprise,
+        capacity=usage.capacity,
+        month_inference=usage.inference,
+        training_purchased=usage.training_purchased,
+        training_used=usage.training_used,
+        today=timezone.localdate(timezone=enterprise.tzinfo),
+    )
     return render(request, "metrics/dashboard.html", ctx)
 
 
