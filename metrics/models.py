@@ -275,3 +275,41 @@ class ReconcileRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconcile {self.started_at:%Y-%m-%d %H:%M} ok={self.ok}"
+
+
+class MonthlyStatement(AppendOnlyModel):
+    """An enterprise's frozen account of one closed month (metrics.statements, close_month).
+
+    `content` is the whole statement; `sha256` the digest of its canonical JSON, so anyone
+    can check a statement was not altered. Never edited: usage reported after the close is
+    booked as an adjustment line on a later statement. The totals are copied into columns
+    for the list page, which must not load every statement's content.
+    """
+
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    month = models.DateField(help_text="First day of the closed month (enterprise time zone).")
+    closed_at = models.DateTimeField(default=timezone.now)
+    content = models.JSONField()
+    sha256 = models.CharField(max_length=64)
+    inference_tokens = models.BigIntegerField(default=0)
+    embedding_tokens = models.BigIntegerField(default=0)
+    adjustment_lines = models.IntegerField(default=0)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-month"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enterprise", "month"], name="monthly_statement_once_per_month"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enterprise_id} {self.month:%Y-%m} statement"
+
+    @property
+    def period(self) -> str:
+        return f"{self.month:%Y-%m}"

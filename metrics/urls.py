@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from metrics import api, openapi, user_views, views
+from metrics import api, openapi, statement_views, user_views, views
 
 console_urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -17,6 +17,17 @@ console_urlpatterns = [
     path("exports/users-with-tokens.csv", views.users_with_tokens_csv, name="export_users_tokens"),
     path("activity/", views.activity, name="activity"),
     path("exports/activity.csv", views.activity_csv, name="export_activity"),
+    path("statements/", statement_views.statement_list, name="statements"),
+    re_path(
+        r"^statements/(?P<month>\d{4}-\d{2})/$",
+        statement_views.statement_detail,
+        name="statement",
+    ),
+    re_path(
+        r"^statements/(?P<month>\d{4}-\d{2})\.csv$",
+        statement_views.statement_csv,
+        name="statement_csv",
+    ),
 ]
 
 # Mounted at /api/v1/; no trailing slash.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -15,7 +17,7 @@ from asksage_admin.core.filters import filtered_rows, refuse_bad_filter
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
-from metrics import charts, copy_export, exports, forecast, queries
+from metrics import charts, copy_export, exports, forecast, queries, statements
 from metrics.filters import ActivityLogFilterSet
 from metrics.models import ReconcileRun
 from metrics.pagination import NearEndPaginator
@@ -108,6 +110,8 @@ def token_usage(request: ConsoleRequest) -> HttpResponse:
 @replica_reads
 def monthly(request: ConsoleRequest) -> HttpResponse:
     rows = queries.monthly_totals(request.enterprise)
+    adjusted = statements.adjusted_after_close(request.enterprise, {r.month: r.total for r in rows})
+    rows = [replace(r, adjusted_after_close=True) if r.month in adjusted else r for r in rows]
     spikes = [r for r in rows if r.spike]
     ctx = {
         "table": MonthlyDataTable(list(reversed(rows))),
@@ -116,6 +120,7 @@ def monthly(request: ConsoleRequest) -> HttpResponse:
         "spikes": spikes,
         "latest": rows[-1] if rows else None,
         "spike_rule": queries.SPIKE_RULE,
+        "adjusted": sorted(adjusted),
     }
     return render(request, "metrics/monthly.html", ctx)
 
