@@ -102,6 +102,7 @@ class Command(BaseCommand):
             "metrics_usagetotal",
             "metrics_enterprisemonthlyusage",
             "metrics_dailyusage",
+            "metrics_monthlystatement",
             "tokens_tokenpurchase",
         ]
         with transaction.atomic(), connection.cursor() as cursor:
