@@ -22,6 +22,7 @@ CONSOLE_PAGES = [
     "/org/token-statistics/",
     "/org/token-usage/",
     "/org/monthly/",
+    "/org/statements/",
     "/org/exports/",
     "/org/activity/",
 ]
