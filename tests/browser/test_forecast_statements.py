@@ -121,7 +121,7 @@ def test_statement_page_with_an_adjustment(
     sign_in(page, live_server, org_admin)
     page.goto("/org/statements/")
     expect(page.get_by_test_id("statements")).to_contain_text("October 2026")
-    page.get_by_role("link", name="November 2026").click()
+    page.get_by_role("link", name="November 2026", exact=True).click()
     expect(page.get_by_test_id("adjustments")).to_contain_text("3,250")
     expect(page.get_by_test_id("statement-hash")).to_contain_text("Verified")
     page.screenshot(path=str(artifacts / "statement-november.png"), full_page=True)
