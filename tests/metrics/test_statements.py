@@ -381,3 +381,17 @@ def test_statement_pages_have_a_fixed_query_count(
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = client.get("/org/statements/").content.decode()
     assert html.count('href="/org/statements/') >= 9
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_write_one_statement(ny, october):
+    """Four close_month runs at the same instant: one statement, the others find it."""
+    from tests.concurrency import run_together, succeeded
+
+    at = utc("2026-11-01T05:00:00Z")
+    results = succeeded(run_together([lambda: statements.close_month(ny, OCT, now=at)] * 4))
+
+    written = [r for r in results if r is not None]
+    assert len(written) == 1
+    assert MonthlyStatement.objects.get().sha256 == written[0].sha256
