@@ -19,6 +19,7 @@ from asksage_admin.core.replica import replica_reads
 from metrics import exports, statements
 from metrics.models import EnterpriseMonthlyUsage, MonthlyStatement
 
+PAGE_ROWS = 500
 CSV_HEADER = [
     "Section",
     "Month",
@@ -76,6 +77,13 @@ def statement_detail(request: ConsoleRequest, month: str) -> HttpResponse:
             a | {"for_month": _month(a["month"]), "on": dt.date.fromisoformat(a["recorded_on"])}
             for a in c["adjustments"]
         ],
+        # A 100,000-user enterprise would make a page of megabytes: the heaviest users and
+        # the first allocations here, everything in the CSV.
+        "top_users": sorted(c["users"], key=lambda u: -(u["inference"] + u["embedding"]))[
+            :PAGE_ROWS
+        ],
+        "first_allocations": c["allocations"][:PAGE_ROWS],
+        "page_rows": PAGE_ROWS,
         "verified": statements.verify(statement),
         "late_tokens": int(now["inference"]) + int(now["embedding"]) - frozen,
     }

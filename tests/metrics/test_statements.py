@@ -395,3 +395,19 @@ def test_concurrent_runs_write_one_statement(ny, october):
     written = [r for r in results if r is not None]
     assert len(written) == 1
     assert MonthlyStatement.objects.get().sha256 == written[0].sha256
+
+
+def test_big_statement_page_shows_the_heaviest_users_and_says_so(
+    ny, people, october, auditor_client_for, monkeypatch
+):
+    from metrics import statement_views
+
+    monkeypatch.setattr(statement_views, "PAGE_ROWS", 1)
+    close("2026-11-01T05:00:00Z")
+
+    html = auditor_client_for(ny).get("/org/statements/2026-10/").content.decode()
+
+    users_table = html.split('data-testid="statement-users"')[1].split("</table>")[0]
+    assert "ann@empire.test" in users_table  # 140 tokens
+    assert "boss@empire.test" not in users_table  # 10 tokens
+    assert 'data-testid="users-truncated"' in html and "heaviest of 2 users" in html
