@@ -15,6 +15,7 @@ CONSOLE_NAV = [
     ("console:token_statistics", "Token Statistics"),
     ("console:token_usage", "Token Usage"),
     ("console:monthly", "Monthly Data"),
+    ("console:statements", "Statements"),
     ("console:exports", "Exports"),
     ("console:activity", "Activity Logs"),
     ("console:notifications", "Notifications"),

@@ -20,10 +20,11 @@ from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Enterprise, User
 from metrics import alerts, ingest_sql
 from metrics.keys import log_key_use
 from metrics.models import (
+    DailyUsage,
     EnterpriseMonthlyUsage,
     IntegrationKey,
     MonthlyUsage,
@@ -389,7 +390,7 @@ def _classify(
 
 
 def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict[int, int]]:
-    """Add the new events to the three roll-ups; return the totals after this batch.
+    """Add the new events to the roll-ups; return the totals after this batch.
 
     Returns ({(user_id, month): month inference}, {user_id: lifetime embedding}) for the
     overage flags. Keys are sorted so concurrent batches lock roll-up rows in one order.
@@ -397,6 +398,7 @@ def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict
     monthly: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0, 0])
     lifetime: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     per_model: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0])
+    daily: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
         e, user = row.event, row.user
         enterprise_id = cast(int, user.enterprise_id)  # rows are only made for enterprise users
@@ -406,6 +408,9 @@ def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict
         lifetime[user.pk][slot] += e.tokens
         lifetime[user.pk][2] = enterprise_id
         per_model[(enterprise_id, row.month, e.model)][slot] += e.tokens
+        day = e.occurred_at.astimezone(cast(Enterprise, user.enterprise).tzinfo).date()
+        daily[(user.pk, day)][slot] += e.tokens
+        daily[(user.pk, day)][2] = enterprise_id
 
     adapt_date = connection.ops.adapt_datefield_value
     month_totals = _insert(
@@ -430,6 +435,12 @@ def _upsert_rollups(rows: list[_Row]) -> tuple[dict[tuple[int, date], int], dict
             for (ent, m, model), (i, emb) in sorted(per_model.items())
         ],
         on_conflict="(enterprise_id, month, model) DO UPDATE SET {add}",
+    )
+    _insert(
+        DailyUsage,
+        "user_id, day, enterprise_id, inference_tokens, embedding_tokens",
+        [(u, adapt_date(d), ent, i, emb) for (u, d), (i, emb, ent) in sorted(daily.items())],
+        on_conflict="(user_id, day) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id, {add}",
     )
     return (
         {(user_id, _as_date(month)): inference for user_id, month, inference in month_totals},

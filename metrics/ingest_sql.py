@@ -2,7 +2,7 @@
 
 One statement with data-modifying CTEs resolves the users by email, inserts the events
 whose id is new to the key table (ON CONFLICT DO NOTHING), adds the inserted rows to the
-three roll-ups and returns what the service needs to answer every event (users, inserted
+roll-ups and returns what the service needs to answer every event (users, inserted
 rows, roll-up totals after the batch, and the events that were already stored). Being one
 statement it is one transaction: the roll-ups can never disagree with the ledger.
 `bench ingest` runs this very text in pgbench, so the benchmark's ceiling and the
@@ -135,6 +135,18 @@ WITH input AS (
     ORDER BY 3, 1, 2, 4, 5
     ON CONFLICT DO NOTHING
     RETURNING user_id, enterprise_id, pool, threshold, used, period
+), daily AS (
+    -- The day in the enterprise's zone: the burn-rate forecast's roll-up (metrics.forecast).
+    INSERT INTO metrics_dailyusage AS r
+        (user_id, day, enterprise_id, inference_tokens, embedding_tokens)
+    SELECT f.user_id, (f.occurred_at AT TIME ZONE u.time_zone)::date, max(f.enterprise_id),
+           coalesce(sum(f.tokens) FILTER (WHERE f.kind = 'inference'), 0),
+           coalesce(sum(f.tokens) FILTER (WHERE f.kind = 'embedding'), 0)
+    FROM ins JOIN first f ON f.event_id = ins.event_id JOIN users u ON u.id = f.user_id
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (user_id, day) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,
+        inference_tokens = r.inference_tokens + EXCLUDED.inference_tokens,
+        embedding_tokens = r.embedding_tokens + EXCLUDED.embedding_tokens
 )
 SELECT 'u', email, id, enterprise_id, max_inference_tokens, max_embedding_tokens,
        NULL::text, NULL::timestamptz, NULL::date

@@ -64,6 +64,8 @@ class MonthRow:
     embedding: int
     trailing_average: int | None = None
     spike: bool = False
+    # Closed month whose roll-ups moved after its statement froze (metrics.statements).
+    adjusted_after_close: bool = False
 
     @property
     def total(self) -> int:

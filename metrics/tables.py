@@ -81,10 +81,17 @@ class MonthlyDataTable(BaseTable):
     def render_period(self, record: MonthRow) -> str:
         label = f"{record.month:%B %Y}"
         if record.spike:
-            return format_html(
+            label = format_html(
                 '{} <span class="badge badge-spike" title="Spike: {}">Spike</span>',
                 label,
                 SPIKE_RULE,
+            )
+        if record.adjusted_after_close:
+            label = format_html(
+                '{} <span class="badge badge-adjusted" title="Usage was reported after this'
+                " month's statement was closed; see the next statement\">"
+                "Adjusted after close</span>",
+                label,
             )
         return label
 

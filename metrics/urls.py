@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from metrics import alert_views, api, openapi, user_views, views
+from metrics import alert_views, api, openapi, statement_views, user_views, views
 
 console_urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -19,6 +19,17 @@ console_urlpatterns = [
     path("activity/", views.activity, name="activity"),
     path("notifications/", alert_views.notifications, name="notifications"),
     path("exports/activity.csv", views.activity_csv, name="export_activity"),
+    path("statements/", statement_views.statement_list, name="statements"),
+    re_path(
+        r"^statements/(?P<month>\d{4}-\d{2})/$",
+        statement_views.statement_detail,
+        name="statement",
+    ),
+    re_path(
+        r"^statements/(?P<month>\d{4}-\d{2})\.csv$",
+        statement_views.statement_csv,
+        name="statement_csv",
+    ),
 ]
 
 # Mounted at /api/v1/; no trailing slash.

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import F, FilteredRelation, IntegerField, Q, QuerySet, Value
+from django.db.models import DateField, F, FilteredRelation, IntegerField, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from metrics import forecast
 from metrics.quota import add_months, usage_month
 from tokens.models import active_allocation
 
@@ -26,9 +27,12 @@ def usage_months(enterprise: Enterprise, now: dt.datetime | None = None) -> tupl
 
 def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> QuerySet[User]:
     """The enterprise's users with total_usage, month_inference and prev_month_inference,
-    and the temporary allocation counting now (temp_extra, 0 if none, and temp_until)."""
+    and the temporary allocation counting now (temp_extra, 0 if none, and temp_until), and
+    the burn-rate forecast of this month's inference (runs_out_days from runs_out_from, see
+    metrics.forecast)."""
     now = now or timezone.now()
     this_month, previous = usage_months(enterprise, now)
+    today = now.astimezone(enterprise.tzinfo).date()
     return (
         User.objects.in_enterprise(enterprise)
         .annotate(
@@ -67,6 +71,10 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
                 F("temporary__extra_inference"), Value(0), output_field=IntegerField()
             ),
             temp_until=F("temporary__until"),
+        )
+        .annotate(
+            runs_out_days=forecast.user_runs_out_days(today),
+            runs_out_from=Value(today, output_field=DateField()),
         )
         .order_by("email")
     )

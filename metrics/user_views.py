@@ -18,6 +18,7 @@ from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.filters import filtered_rows
 from asksage_admin.core.replica import replica_reads
+from metrics import forecast
 from metrics.blocking import explain
 from metrics.pagination import NearEndPaginator
 from metrics.quota import usage_snapshot
@@ -46,6 +47,7 @@ def users(request: ConsoleRequest) -> HttpResponse:
         "filter": filters,
         "can_edit": request.user.can_edit_console,
         "invitations": Invitation.objects.pending(enterprise).select_related("invited_by"),
+        "forecast_method": forecast.METHOD,
     }
     return render(request, "tokens/user_list.html", ctx)
 

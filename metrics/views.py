@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 from django.http import HttpRequest, HttpResponse
@@ -19,7 +20,16 @@ from asksage_admin.core.filters import filter_problem, filtered_rows, refuse_bad
 from asksage_admin.core.models import ActivityLog, ChainVerification
 from asksage_admin.core.replica import replica_reads
 from asksage_admin.core.tables import BaseTable
-from metrics import alerts, charts, copy_export, export_verify, exports, queries
+from metrics import (
+    alerts,
+    charts,
+    copy_export,
+    export_verify,
+    exports,
+    forecast,
+    queries,
+    statements,
+)
 from metrics.filters import ActivityLogFilterSet, MonthRangeFilterSet
 from metrics.models import EnterpriseMonthlyUsage, ReconcileRun
 from metrics.pagination import NearEndPaginator
@@ -57,9 +67,17 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "last_reconcile": ReconcileRun.objects.last_passed(),
         "last_chain_check": ChainVerification.objects.latest_run(),
     }
-    ctx["usage"] = queries.dashboard_usage(enterprise)
+    ctx["usage"] = usage = queries.dashboard_usage(enterprise)
     ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
     ctx["recent_alerts"] = alerts.recent_alerts(enterprise)
+    ctx["forecast"] = forecast.enterprise_forecast(
+        enterprise,
+        capacity=usage.capacity,
+        month_inference=usage.inference,
+        training_purchased=usage.training_purchased,
+        training_used=usage.training_used,
+        today=timezone.localdate(timezone=enterprise.tzinfo),
+    )
     return render(request, "metrics/dashboard.html", ctx)
 
 
@@ -157,6 +175,8 @@ def token_usage(request: ConsoleRequest) -> HttpResponse:
 def monthly(request: ConsoleRequest) -> HttpResponse:
     filterset, months = _month_range(request)
     rows = queries.monthly_totals(request.enterprise, months) if months else []
+    adjusted = statements.adjusted_after_close(request.enterprise, {r.month: r.total for r in rows})
+    rows = [replace(r, adjusted_after_close=True) if r.month in adjusted else r for r in rows]
     spikes = [r for r in rows if r.spike]
     ctx = {
         "table": MonthlyDataTable(list(reversed(rows))),
@@ -166,6 +186,7 @@ def monthly(request: ConsoleRequest) -> HttpResponse:
         "latest": rows[-1] if rows else None,
         "spike_rule": queries.SPIKE_RULE,
         **_range_ctx(filterset, months),
+        "adjusted": sorted(adjusted),
     }
     return render(request, "metrics/monthly.html", ctx)
 

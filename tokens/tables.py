@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import django_tables2 as tables
+from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from accounts.models import STATUS_LABELS, User
+from asksage_admin.core.formats import runs_out
 from asksage_admin.core.tables import BaseTable, TokenColumn
 from tokens.queries import PoolTotals
 
@@ -84,6 +86,7 @@ class LeanRow(NamedTuple):
     total_usage: str
     month_inference: str
     prev_month_inference: str
+    runs_out: str
     inference_temp: str = ""  # "(+200,000 until 31 Mar)" while a temporary allocation counts
 
 
@@ -117,6 +120,13 @@ class UserTable(BaseTable):
     prev_month_inference = TokenColumn(
         verbose_name="Prev Month Inference", order_by=("prev_month_inference", "email")
     )
+    # The burn-rate forecast (metrics.forecast, annotated by users_with_usage). Not exported:
+    # a forecast is today's guess, not a figure of record.
+    runs_out_days = tables.Column(
+        verbose_name="Runs out",
+        attrs={"td": {"class": "num"}, "th": {"class": "num"}},
+        exclude_from_export=True,
+    )
 
     class Meta(BaseTable.Meta):
         model = User
@@ -130,6 +140,7 @@ class UserTable(BaseTable):
             "total_usage",
             "month_inference",
             "prev_month_inference",
+            "runs_out_days",
         )
         order_by = "email"
         row_attrs = {"data-user-id": lambda record: record.pk}
@@ -141,6 +152,12 @@ class UserTable(BaseTable):
     def __init__(self, *args: Any, pools: PoolTotals, **kwargs: Any) -> None:
         self.pools = pools
         super().__init__(*args, **kwargs)
+
+    def order_runs_out_days(self, queryset: QuerySet, is_descending: bool) -> tuple[QuerySet, bool]:
+        """Soonest first (or last); users without a forecast always at the end."""
+        days = F("runs_out_days")
+        key = days.desc(nulls_last=True) if is_descending else days.asc(nulls_last=True)
+        return queryset.order_by(key, "email"), True
 
     def lean_rows(self) -> Iterator[LeanRow]:
         """The page's users as the same cells the columns above render, without the plumbing."""
@@ -162,6 +179,7 @@ class UserTable(BaseTable):
                 f"{int(u.total_usage or 0):,}",
                 f"{int(u.month_inference or 0):,}",
                 f"{int(u.prev_month_inference or 0):,}",
+                runs_out(getattr(u, "runs_out_days", None), getattr(u, "runs_out_from", None)),
                 _temporary_text(u),
             )
 

@@ -61,3 +61,23 @@ def day(value: dt.date | dt.datetime | None, time_zone: Any = None) -> str:
             value = timezone.localtime(value, _zone(time_zone))
         value = value.date()
     return f"{value.day} {value:%b %Y}"
+
+
+# Burn-rate forecast cells (metrics.forecast computes the days; the Users table shows them).
+RUNS_OUT_REACHED = -1
+
+
+def runs_out(days: int | None, today: dt.date | None) -> str:
+    """A monthly allocation's run-out day, `days` whole days after `today`.
+
+    "—" without a forecast, "Cap reached" when nothing is left, "Not this month" when the
+    allocation renews first (the first of next month).
+    """
+    if days is None or today is None:
+        return "—"
+    if days <= RUNS_OUT_REACHED:
+        return "Cap reached"
+    when_ = today + dt.timedelta(days=days)
+    if (when_.year, when_.month) != (today.year, today.month):
+        return "Not this month"
+    return day(when_)

@@ -23,6 +23,7 @@ CONSOLE_PAGES = [
     "/org/token-statistics/",
     "/org/token-usage/",
     "/org/monthly/",
+    "/org/statements/",
     "/org/exports/",
     "/org/exports/verify/",
     "/org/activity/",

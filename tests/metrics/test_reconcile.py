@@ -11,6 +11,7 @@ from django.db.models import F, Sum
 
 from asksage_admin.demo.usage import generate_demo_usage
 from metrics.models import (
+    DailyUsage,
     EnterpriseMonthlyUsage,
     MonthlyUsage,
     ReconcileRun,
@@ -67,6 +68,7 @@ def test_empty_database_passes(db):
         (MonthlyUsage, "monthly_usage"),
         (UsageTotal, "usage_total"),
         (EnterpriseMonthlyUsage, "enterprise_monthly_usage"),
+        (DailyUsage, "daily_usage"),
     ],
 )
 def test_drift_in_any_rollup_fails_with_the_row(usage, model, table):

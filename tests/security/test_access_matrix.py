@@ -7,12 +7,14 @@ else), or the page a signed-in person is sent back to (ORG, HOME).
 
 from __future__ import annotations
 
+from datetime import date
 from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
 
 from accounts.models import User
+from metrics.models import MonthlyStatement
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +73,10 @@ MATRIX: dict[str, tuple[int | str, ...]] = {
     "/org/exports/activity.csv":          (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/notifications/":                (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
     "/org/exports/verify/":               (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    "/org/statements/":                   (LOGIN, SETUP, 403,   200,   200,   200,   SETUP, 403),
+    # A month our enterprise has closed (fixture below); another enterprise's admin: 404.
+    "/org/statements/2026-10/":           (LOGIN, SETUP, 403,   200,   404,   200,   SETUP, 403),
+    "/org/statements/2026-10.csv":        (LOGIN, SETUP, 403,   200,   404,   200,   SETUP, 403),
     "/staff/":                            (STAFF_IN, SETUP, 403, 403, 403, 403, SETUP, 200),
     # The enterprise page's buttons (POST): back to the page with a message, or the page
     # again with the purchase form's errors. An anonymous JSON POST meets the step-up check
@@ -136,8 +142,30 @@ def fetch(client: Client, url: str, member: User, **extra):
     return client.get(path, **extra)
 
 
+@pytest.fixture
+def closed_month(enterprise) -> None:
+    """October 2026 closed for the member's enterprise, so its statement URLs exist."""
+    MonthlyStatement.objects.create(
+        enterprise=enterprise,
+        month=date(2026, 10, 1),
+        content={
+            "month": "2026-10",
+            "users": [],
+            "models": [],
+            "allocations": [],
+            "purchases": [],
+            "adjustments": [],
+            "totals": {"inference": 0, "embedding": 0},
+            "adjustment_totals": {"inference": 0, "embedding": 0},
+            "enterprise": {"name": enterprise.name, "time_zone": "UTC"},
+            "pool": {"inference_purchased": 0, "training_purchased": 0},
+        },
+        sha256="0" * 64,
+    )
+
+
 @pytest.mark.parametrize(("url", "persona", "expected"), CELLS)
-def test_access_matrix(url, persona, expected, member, request):
+def test_access_matrix(url, persona, expected, member, closed_month, request):
     response = fetch(client_for(persona, request), url, member)
     if isinstance(expected, int):
         assert response.status_code == expected, response.get("Location")
@@ -149,5 +177,5 @@ def test_access_matrix(url, persona, expected, member, request):
 
 
 def test_matrix_covers_the_public_contract():
-    assert len(MATRIX) == 38
+    assert len(MATRIX) == 41
     assert set(MATRIX) >= POSTS

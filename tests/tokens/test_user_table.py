@@ -25,6 +25,7 @@ HEADERS = [
     "Total Usage",
     "Monthly Inference Tokens",
     "Prev Month Inference",
+    "Runs out",
 ]
 
 
@@ -68,6 +69,7 @@ def test_row_shows_allocations_and_usage_from_the_rollups(org_admin_client, ente
         "1,012,360",
         "12,345",
         "1,000,000",
+        "—",  # no day roll-ups in the forecast window: no forecast
     ]
 
 
@@ -78,7 +80,7 @@ def test_months_follow_the_enterprise_time_zone(enterprise):
 
 
 def test_user_without_usage_shows_zeros(org_admin_client, member):
-    assert _row(org_admin_client.get(URL), member)[-3:] == ["0", "0", "0"]
+    assert _row(org_admin_client.get(URL), member)[-4:] == ["0", "0", "0", "—"]
 
 
 def test_other_enterprise_users_are_not_listed(org_admin_client, org_admin, other_admin):

@@ -1,26 +1,32 @@
 """`manage.py reconcile_usage`: prove every roll-up equals the usage ledger.
 
-Recomputes MonthlyUsage, UsageTotal and EnterpriseMonthlyUsage from UsageEvent with GROUP BY
-queries, compares row by row, prints each drift and exits non-zero when there is any. Every
-run is recorded as a ReconcileRun (the Dashboard shows the last one that passed).
+Recomputes MonthlyUsage, UsageTotal, EnterpriseMonthlyUsage and DailyUsage from UsageEvent
+with GROUP BY queries, compares row by row, prints each drift and exits non-zero when there
+is any. Every run is recorded as a ReconcileRun (the Dashboard shows the last one that passed).
 
 It covers the ledger's attached months. A month detached for archiving
 (detach_usage_partition, DetachedUsageMonth) was checked when it was detached: its monthly
-roll-ups are left out of the comparison and stand for its rows in the lifetime totals.
+and daily roll-ups are left out of the comparison and stand for its rows in the lifetime
+totals.
 """
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from accounts.models import Enterprise
 from metrics.models import (
+    DailyUsage,
     DetachedUsageMonth,
     EnterpriseMonthlyUsage,
     MonthlyUsage,
@@ -193,6 +199,41 @@ def enterprise_drift() -> Iterator[Drift]:
             yield Drift("enterprise_monthly_usage", _key(names, key), left, right)
 
 
+def daily_drift() -> Iterator[Drift]:
+    """Per user and day of the enterprise's time zone. The day is computed per enterprise
+    (each has its own zone), one enterprise at a time, so the walk stays sorted. Days of a
+    detached month are left out on both sides, like its monthly roll-ups."""
+    archived = Q()
+    for month in detached_months():
+        following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        archived |= Q(day__gte=month, day__lt=following)
+    for enterprise_id, zone in (
+        Enterprise.objects.order_by("pk").values_list("pk", "time_zone").iterator()
+    ):
+        local = TruncDate("occurred_at", tzinfo=zoneinfo.ZoneInfo(zone))
+        ledger = (
+            attached_ledger()
+            .filter(enterprise_id=enterprise_id)
+            .annotate(day=local)
+            .values("user_id", "day")
+            .annotate(inference=INFERENCE, embedding=EMBEDDING)
+            .order_by("user_id", "day")
+            .values_list("user_id", "day", "inference", "embedding")
+        )
+        rollup = (
+            DailyUsage.objects.filter(enterprise_id=enterprise_id)
+            .exclude(archived)
+            .order_by("user_id", "day")
+            .values_list("user_id", "day", "inference_tokens", "embedding_tokens")
+        )
+        yield from merge_compare(
+            "daily_usage",
+            ("user", "day"),
+            ledger.iterator(chunk_size=CHUNK),
+            rollup.iterator(chunk_size=CHUNK),
+        )
+
+
 class Command(BaseCommand):
     help = "Recompute every usage roll-up from the ledger; exit 1 and list the drift if any."
 
@@ -212,8 +253,9 @@ class Command(BaseCommand):
                 "monthly rows": MonthlyUsage.objects.count(),
                 "user totals": UsageTotal.objects.count(),
                 "enterprise-month-model rows": EnterpriseMonthlyUsage.objects.count(),
+                "daily rows": DailyUsage.objects.count(),
             }
-            for check in (monthly_drift, lifetime_drift, enterprise_drift):
+            for check in (monthly_drift, lifetime_drift, enterprise_drift, daily_drift):
                 for drift in check():
                     drift_count += 1
                     if len(stored) < MAX_STORED_DRIFTS:

@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from accounts.models import Enterprise, User
 from asksage_admin.demo.usage import generate_demo_usage
+from metrics.statements import close_due_months
 from tokens import pool
 
 DEFAULT_PASSWORD = "demo-Passw0rd!"
@@ -154,6 +155,9 @@ class Command(BaseCommand):
             f"  Usage            : {usage.first_month:%Y-%m} to {usage.last_month:%Y-%m},"
             f" {usage.recorded} events recorded, {usage.duplicate} already present"
         )
+        # The months that have ended get their frozen statements, as close_month would.
+        statements = close_due_months(enterprises=[enterprise])
+        self.stdout.write(f"  Statements       : {len(statements)} month(s) closed")
 
     def _person(
         self,

@@ -104,6 +104,8 @@ class Command(BaseCommand):
             "metrics_monthlyusage",
             "metrics_usagetotal",
             "metrics_enterprisemonthlyusage",
+            "metrics_dailyusage",
+            "metrics_monthlystatement",
             "tokens_tokenpurchase",
         ]
         with transaction.atomic(), connection.cursor() as cursor:
@@ -250,6 +252,15 @@ class Command(BaseCommand):
                        COALESCE(SUM(tokens) FILTER (WHERE kind = 'embedding'), 0)
                 FROM metrics_usageevent
                 WHERE enterprise_id = ANY(%s) GROUP BY enterprise_id, month, model""",
+            """INSERT INTO metrics_dailyusage (user_id, enterprise_id, day, inference_tokens,
+                    embedding_tokens)
+                SELECT ev.user_id, max(ev.enterprise_id),
+                       (ev.occurred_at AT TIME ZONE e.time_zone)::date,
+                       COALESCE(SUM(ev.tokens) FILTER (WHERE ev.kind = 'inference'), 0),
+                       COALESCE(SUM(ev.tokens) FILTER (WHERE ev.kind = 'embedding'), 0)
+                FROM metrics_usageevent ev JOIN accounts_enterprise e ON e.id = ev.enterprise_id
+                WHERE ev.enterprise_id = ANY(%s)
+                GROUP BY ev.user_id, (ev.occurred_at AT TIME ZONE e.time_zone)::date""",
         ]
         with connection.cursor() as cursor:
             for sql in statements:
