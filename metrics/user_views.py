@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
@@ -18,8 +19,8 @@ from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
 from asksage_admin.core.filters import filtered_rows
 from asksage_admin.core.replica import replica_reads
-from metrics.pagination import NearEndPaginator
-from metrics.user_usage import users_with_usage
+from metrics.pagination import SplitPaginator
+from metrics.user_usage import usage_split, users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
 from tokens.forms import AllocationForm, RoleForm
@@ -35,9 +36,15 @@ USERS_PER_PAGE = 25
 @replica_reads
 def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
-    filters = UserFilter(request.GET, queryset=users_with_usage(enterprise))
+    now = timezone.now()  # one "this month" for the rows and the usage sorts' index reads
+    filters = UserFilter(request.GET, queryset=users_with_usage(enterprise, now))
     table = UserTable(filtered_rows(filters), pools=pool_totals(enterprise))
-    paginate = {"per_page": USERS_PER_PAGE, "paginator_class": NearEndPaginator}
+    # Usage sorts read the roll-ups' indexes in two parts (zero, above zero): see usage_split.
+    paginate = {
+        "per_page": USERS_PER_PAGE,
+        "paginator_class": SplitPaginator,
+        "split": usage_split(enterprise, now),
+    }
     RequestConfig(request, paginate=paginate).configure(table)
     ctx = {
         "table": table,
