@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -53,8 +54,10 @@ class HttpClient:
     def __init__(self, port: int, slug: str) -> None:
         client, _ = admin_client(slug)
         self.port = port
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
         self.headers = {
-            "Cookie": f"sessionid={client.cookies['sessionid'].value}",
+            # Production settings name the cookie __Host-sessionid; this process may not.
+            "Cookie": f"sessionid={session}; __Host-sessionid={session}",
             "X-Forwarded-Proto": "https",  # the TLS proxy's header (SECURE_PROXY_SSL_HEADER)
             "Host": "127.0.0.1",
         }

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
@@ -157,6 +158,18 @@ def _label(key: str) -> str:
 _CHANGE = '<span class="old">{}</span> → <span class="new">{}</span>'
 
 
+class ActivityRow(NamedTuple):
+    """One Activity Logs row, formatted once in Python for metrics/activity_table.html."""
+
+    when: str
+    actor: str
+    action: str
+    action_label: str
+    target: str
+    change: str
+    ip: str
+
+
 class ActivityLogTable(BaseTable):
     """Activity Logs: read-only, newest first; times in the enterprise's time zone."""
 
@@ -178,10 +191,28 @@ class ActivityLogTable(BaseTable):
     class Meta(BaseTable.Meta):
         orderable = False
         empty_text = "No activity matches these filters."
+        # Rows come from lean_rows(): django-tables2's per-cell rendering (attrs, accessors,
+        # a signature inspection per render_* call) cost more than the page's SQL.
+        template_name = "metrics/activity_table.html"
 
     def __init__(self, *args: Any, time_zone: zoneinfo.ZoneInfo, **kwargs: Any) -> None:
         self.time_zone = time_zone
         super().__init__(*args, **kwargs)
+
+    def lean_rows(self) -> Iterator[ActivityRow]:
+        """The page's entries as the same cells the columns render, without the plumbing."""
+        labels = dict(ActivityLog.Action.choices)
+        for row in self.paginated_rows:
+            log = row.record
+            yield ActivityRow(
+                formats.when(log.created_at, self.time_zone),
+                log.actor_email or "—",
+                log.action,
+                labels.get(log.action, log.action),
+                log.target or "",
+                self.render_change(log),
+                log.ip_address or "",
+            )
 
     def render_created_at(self, value: datetime) -> str:
         return formats.when(value, self.time_zone)
