@@ -68,18 +68,22 @@ class BadgeColumn(tables.Column):
 
 
 class LeanRow(NamedTuple):
-    """One Users row, formatted once in Python for includes/user_table.html."""
+    """One Users row, formatted once in Python for includes/user_table.html.
 
-    pk: int
+    Numbers arrive as text: the template would otherwise localize every int it prints
+    (number_format, about 150 calls a page).
+    """
+
+    pk: str
     url: str
     email: str
     role: str
     role_label: str
     status: str
     status_label: str
-    inference: int
+    inference: str
     inference_text: str
-    embedding: int
+    embedding: str
     embedding_text: str
     total_usage: str
     month_inference: str
@@ -146,17 +150,18 @@ class UserTable(BaseTable):
         url = reverse("console:user_detail", kwargs={"user_id": 1234567890})
         for row in self.paginated_rows:
             u = row.record
+            pk = str(u.pk)
             yield LeanRow(
-                u.pk,
-                url.replace("1234567890", str(u.pk)),
+                pk,
+                url.replace("1234567890", pk),
                 u.email,
                 u.role,
                 _ROLES.get(u.role, u.role),
                 u.status,
                 _STATUSES.get(u.status, u.status),
-                u.max_inference_tokens,
+                str(u.max_inference_tokens),
                 f"{u.max_inference_tokens:,}",
-                u.max_embedding_tokens,
+                str(u.max_embedding_tokens),
                 f"{u.max_embedding_tokens:,}",
                 f"{int(u.total_usage or 0):,}",
                 f"{int(u.month_inference or 0):,}",
