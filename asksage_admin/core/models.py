@@ -142,6 +142,8 @@ class ActivityLog(AppendOnlyModel):
             models.Index(
                 fields=["enterprise", "action", "-created_at"], name="activity_action_time_idx"
             ),
+            # Filtered by actor email (icontains): a pg_trgm GIN index on UPPER(actor_email),
+            # created by migration 0005 on PostgreSQL only (not declared here: SQLite has none).
         ]
 
     def __str__(self) -> str:

@@ -43,3 +43,17 @@ def test_lean_rows_match_the_columns_render(org_admin_client, enterprise, org_ad
     assert "&lt;b&gt;x&lt;/b&gt;@acme.test" in lean[1][3]
     assert lean[0][1] == "—" and lean[0][3] == ""
     assert '<span class="old">200,000</span> → <span class="new">350,000</span>' in lean[1][4]
+
+
+def test_actor_filter_reads_a_trigram_index():
+    """icontains on actor email has its pg_trgm index (PostgreSQL; SQLite has none)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'activity_actor_trgm_idx'"
+        )
+        (definition,) = cursor.fetchone()
+    assert "gin_trgm_ops" in definition and "upper" in definition
