@@ -26,12 +26,16 @@ PAGES = [
     ("Users by Max Inference", "/org/users/?sort=max_inference_tokens"),
     ("Users, last page", "/org/users/?page=last"),
     ("Users, last page by Monthly Inf.", "/org/users/?sort=month_inference&page=last"),
+    # Users at zero usage first (read by email, checked against the roll-up), and a middle page.
+    ("Users by Monthly Inf., ascending", "/org/users/?sort=month_inference"),
+    ("Users, page 200 by Total Usage", "/org/users/?sort=-total_usage&page=200"),
     ("Token Statistics", "/org/token-statistics/"),
     ("Token Usage", "/org/token-usage/"),
     ("Monthly Data", "/org/monthly/"),
     ("Activity Logs", "/org/activity/"),
     ("Activity Logs, last page", "/org/activity/?page=last"),
     ("Activity Logs, filtered", "/org/activity/?action=allocation_changed"),
+    ("Activity Logs, by actor", "/org/activity/?actor=u2%40"),
 ]
 
 EXPORTS = [
