@@ -13,25 +13,119 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django_tables2.rows import BoundRows
 
 
 class NearEndPaginator(Paginator):
-    """A django-tables2 paginator (object_list is the table's BoundRows over a queryset)."""
+    """A django-tables2 paginator (object_list is the table's BoundRows over a queryset).
+
+    Seek links: when the order is plain columns ending with a unique one, each page also
+    offers `next_seek` / `previous_seek` ("a<id>.<order>" / "b<id>.<order>": after its last
+    row, before its first row, in this order) for the Next and Previous links.
+    `?page=N&seek=a<id>.<order>` then reads the page as
+    the rows after that row through the sort's index (WHERE (sort columns) beyond its values
+    LIMIT per_page): a page reached by Next or Previous costs what the first does wherever it
+    is. The row is looked up in the page's own filtered queryset, so an id from elsewhere (or
+    any other value, or a seek made for another sort order) is ignored and the page is read
+    by number, from the nearer end.
+    """
+
+    def __init__(self, object_list: Any, per_page: int, *args: Any, seek: str = "", **kwargs: Any):
+        super().__init__(object_list, per_page, *args, **kwargs)
+        self.seek = seek
 
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = min(bottom + self.per_page, self.count)
         rows: Any = self.object_list
         queryset: Any = getattr(getattr(rows, "data", None), "data", None)
-        if bottom <= self.count - top or not hasattr(queryset, "reverse"):
-            return Page(rows[bottom:top], number, self)
-        records = list(queryset.reverse()[self.count - top : self.count - bottom])
+        order = _keyset_order(queryset)
+        signature = ""
+        if order:
+            signature = ",".join(queryset.query.order_by or queryset.model._meta.ordering)
+        records = _seek(queryset, order, self.seek, signature, self.per_page) if order else None
+        if records is None:
+            bottom = (number - 1) * self.per_page
+            top = min(bottom + self.per_page, self.count)
+            if bottom <= self.count - top or not hasattr(queryset, "reverse"):
+                records = list(queryset[bottom:top]) if order else None
+                if records is None:
+                    return Page(rows[bottom:top], number, self)
+            else:
+                records = list(queryset.reverse()[self.count - top : self.count - bottom])
+                records.reverse()
+        page = Page(BoundRows(records, table=rows.table), number, self)
+        if order and records:
+            after, before = f"a{records[-1].pk}.{signature}", f"b{records[0].pk}.{signature}"
+            page.next_seek = after if page.has_next() else ""  # type: ignore[attr-defined]
+            page.previous_seek = before if page.has_previous() else ""  # type: ignore[attr-defined]
+        return page
+
+
+Order = list[tuple[str, bool]]  # (column, descending)
+
+
+def _keyset_order(queryset: Any) -> Order | None:
+    """The queryset's order as (column, descending), when every term is a plain column and the
+    last one is unique (a total order a seek can continue); None otherwise."""
+    if queryset is None or not hasattr(queryset, "query"):
+        return None
+    meta = queryset.model._meta
+    names = list(queryset.query.order_by) or list(meta.ordering)
+    if not names or not all(isinstance(name, str) for name in names):
+        return None
+    order: Order = []
+    field = None
+    for term in names:
+        name = term.lstrip("-")
+        try:
+            field = meta.pk if name == "pk" else meta.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        if not getattr(field, "concrete", False) or field.is_relation:
+            return None
+        order.append((field.attname, term.startswith("-")))
+    if field is None or not (field.unique or field.primary_key):
+        return None
+    return order
+
+
+def _seek(
+    queryset: QuerySet, order: Order, seek: str, signature: str, per_page: int
+) -> list[Any] | None:
+    """The page after (a<id>) or before (b<id>) that row, or None to read by page number."""
+    row, _, made_for = seek.partition(".")
+    if made_for != signature or row[:1] not in ("a", "b") or not row[1:].isdigit():
+        return None
+    if len(row) > 19:  # beyond a bigint
+        return None
+    names = [name for name, _ in order]
+    found = queryset.filter(pk=int(row[1:])).values_list(*names).first()
+    if found is None:
+        return None
+    if row[0] == "a":
+        records = list(queryset.filter(_beyond(order, found))[:per_page])
+    else:
+        flipped = [(name, not descending) for name, descending in order]
+        records = list(queryset.reverse().filter(_beyond(flipped, found))[:per_page])
         records.reverse()
-        return Page(BoundRows(records, table=rows.table), number, self)
+    return records or None
+
+
+def _beyond(order: Order, values: tuple) -> Q:
+    """Rows strictly after `values` in `order`: the first column's range (what the index
+    reads), then the tie-breaks, (a > x) OR (a = x AND b > y) ..., each in its direction."""
+    first, descending = order[0]
+    condition = Q(**{f"{first}__{'lte' if descending else 'gte'}": values[0]})
+    alternatives = Q()
+    for i, (name, desc) in enumerate(order):
+        term = Q(**{f"{name}__{'lt' if desc else 'gt'}": values[i]})
+        for j in range(i):
+            term &= Q(**{order[j][0]: values[j]})
+        alternatives |= term
+    return condition & alternatives
 
 
 Split = Callable[[QuerySet, str], "tuple[QuerySet, QuerySet] | None"]

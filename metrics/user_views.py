@@ -44,6 +44,7 @@ def users(request: ConsoleRequest) -> HttpResponse:
         "per_page": USERS_PER_PAGE,
         "paginator_class": SplitPaginator,
         "split": usage_split(enterprise, now),
+        "seek": request.GET.get("seek", ""),  # Next / Previous: read after / before a row
     }
     RequestConfig(request, paginate=paginate).configure(table)
     ctx = {
