@@ -128,7 +128,7 @@ def _beyond(order: Order, values: tuple) -> Q:
     return condition & alternatives
 
 
-Split = Callable[[QuerySet, str], "tuple[QuerySet, QuerySet] | None"]
+Split = Callable[[QuerySet, str], "tuple[QuerySet, QuerySet, str] | None"]
 
 
 class SplitPaginator(NearEndPaginator):
@@ -136,7 +136,9 @@ class SplitPaginator(NearEndPaginator):
 
     `split(queryset, key)` answers, for the table's sort key, two ascending querysets whose
     rows in turn are the sorted rows (metrics.user_usage.usage_split: users at zero usage by
-    email, then users above zero by usage and email), or None for a sort one index serves.
+    email, then users above zero by usage and email) and the value column of the second, or
+    None for a sort one index serves. Next / Previous seek as NearEndPaginator's do: from the
+    row, within its part (email, or (value, email)), crossing into the other part if short.
     A page is read from the nearer end of the whole order: forwards (zero part, then the part
     above zero) or backwards (the part above zero reversed, then the zero part reversed), a
     descending sort being the mirror of the ascending one. The first and the last page read
@@ -161,15 +163,59 @@ class SplitPaginator(NearEndPaginator):
         descending = key.startswith("-")
         if descending:  # rows [bottom, top) of the ascending order, shown reversed
             bottom, top = self.count - top, self.count - bottom
-        zero, above = parts
-        if bottom <= self.count - top:
-            records = _two_parts(zero, above, bottom, top - bottom)
-        else:
-            records = _two_parts(above.reverse(), zero.reverse(), self.count - top, top - bottom)
+        zero, above, raw = parts
+        signature = ",".join(order)
+        records = self._seek_split(queryset, key, zero, above, raw, signature)
+        if records is None:
+            if bottom <= self.count - top:
+                records = _two_parts(zero, above, bottom, top - bottom)
+            else:
+                records = _two_parts(
+                    above.reverse(), zero.reverse(), self.count - top, top - bottom
+                )
+                records.reverse()
+            if descending:
+                records.reverse()
+        page = Page(BoundRows(records, table=rows.table), number, self)
+        if records:
+            after, before = f"a{records[-1].pk}.{signature}", f"b{records[0].pk}.{signature}"
+            page.next_seek = after if page.has_next() else ""  # type: ignore[attr-defined]
+            page.previous_seek = before if page.has_previous() else ""  # type: ignore[attr-defined]
+        return page
+
+    def _seek_split(
+        self, queryset: QuerySet, key: str, zero: QuerySet, above: QuerySet, raw: str, sig: str
+    ) -> list[Any] | None:
+        """The page after (a) or before (b) the seek's row in the displayed order, or None."""
+        row, _, made_for = self.seek.partition(".")
+        if made_for != sig or row[:1] not in ("a", "b") or not row[1:].isdigit() or len(row) > 19:
+            return None
+        found = queryset.filter(pk=int(row[1:])).values_list(key.lstrip("-"), raw, "email").first()
+        if found is None:
+            return None
+        value, raw_value, email = found
+        size, descending = self.per_page, key.startswith("-")
+        if (row[0] == "a") != descending:  # the rows after it in the ascending order
+            if not value:
+                records = list(zero.filter(email__gt=email)[:size])
+                if len(records) < size:
+                    records += list(above[: size - len(records)])
+            else:
+                beyond = _beyond([(raw, False), ("email", False)], (raw_value, email))
+                records = list(above.filter(beyond)[:size])
+        else:  # the rows before it in the ascending order, nearest first
+            if not value:
+                records = list(zero.reverse().filter(email__lt=email)[:size])
+            else:
+                beyond = _beyond([(raw, True), ("email", True)], (raw_value, email))
+                records = list(above.reverse().filter(beyond)[:size])
+                records += (
+                    list(zero.reverse()[: size - len(records)]) if len(records) < size else []
+                )
             records.reverse()
         if descending:
             records.reverse()
-        return Page(BoundRows(records, table=rows.table), number, self)
+        return records or None
 
 
 def _two_parts(first: QuerySet, second: QuerySet, skip: int, size: int) -> list[Any]:

@@ -82,14 +82,15 @@ _RAW = {
     "prev_month_inference": "prev_month_raw",
 }
 
-UsageSplit = Callable[[QuerySet[User], str], "tuple[QuerySet[User], QuerySet[User]] | None"]
+UsageSplit = Callable[[QuerySet[User], str], "tuple[QuerySet[User], QuerySet[User], str] | None"]
 
 
 def usage_split(enterprise: Enterprise, now: dt.datetime | None = None) -> UsageSplit:
     """A usage sort as two index reads: (users at zero by email, users above zero by usage, email).
 
     The answer, for users_with_usage(enterprise, now) filtered and a sort key, is two
-    ascending querysets that, one after the other, are those users sorted by (key, email); None
+    ascending querysets that, one after the other, are those users sorted by (key, email), and
+    the name of the roll-up value the second is sorted on (for seeks); None
     for a key that is not a usage column. Users above zero are read in order from the roll-up's
     (enterprise, month, tokens, user) or (enterprise, total, user) index, so a page sorted by
     usage reads a page of index entries instead of joining and sorting the whole enterprise.
@@ -109,7 +110,7 @@ def usage_split(enterprise: Enterprise, now: dt.datetime | None = None) -> Usage
         ),
     }
 
-    def split(users: QuerySet[User], key: str) -> tuple[QuerySet[User], QuerySet[User]] | None:
+    def split(users: QuerySet[User], key: str) -> tuple[QuerySet[User], QuerySet[User], str] | None:
         if key not in _RAW:
             return None
         # NOT EXISTS, not COALESCE(...) = 0: the planner knows an anti-join's row count.
@@ -117,6 +118,6 @@ def usage_split(enterprise: Enterprise, now: dt.datetime | None = None) -> Usage
         zero = users.filter(~Exists(used)).order_by("email")
         raw = _RAW[key]
         above = users.filter(**{f"{raw}__gt": 0}).order_by(F(raw).asc(), "email")
-        return zero, above
+        return zero, above, raw
 
     return split

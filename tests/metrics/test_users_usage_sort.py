@@ -129,3 +129,35 @@ def test_hostile_page_numbers(org_admin_client, crowd, page):
     response = org_admin_client.get(URL, {"sort": "-month_inference", "page": page})
     assert response.status_code == 200
     assert len(_emails(response)) in (25, 9)
+
+
+def _link(response, label: str) -> str | None:
+    found = re.search(rf'<a href="([^"]+)">{label}</a>', response.content.decode())
+    return found[1].replace("&amp;", "&") if found else None
+
+
+@pytest.mark.parametrize("sort", ["-month_inference", "total_usage", "-prev_month_inference"])
+def test_next_and_previous_seek_across_the_zero_boundary(org_admin_client, crowd, sort):
+    """Next / Previous on a usage sort read from the row, crossing between the two parts."""
+    expected = [_emails(org_admin_client.get(URL, {"sort": sort, "page": n})) for n in (1, 2, 3)]
+    response = org_admin_client.get(URL, {"sort": sort})
+    followed = [_emails(response)]
+    for _ in (2, 3):
+        href = _link(response, "Next →")
+        assert "seek=a" in href
+        response = org_admin_client.get(URL + href)
+        followed.append(_emails(response))
+    assert followed == expected
+    for n in (2, 1):
+        response = org_admin_client.get(URL + _link(response, "← Previous"))
+        assert _emails(response) == expected[n - 1]
+
+
+def test_usage_seek_reads_the_rollup_from_the_row(
+    org_admin_client, crowd, django_assert_max_num_queries
+):
+    first = org_admin_client.get(URL, {"sort": "-month_inference"})
+    with django_assert_max_num_queries(50) as seek:
+        org_admin_client.get(URL + _link(first, "Next →"))
+    rows = [q["sql"] for q in seek.captured_queries if "LIMIT 25" in q["sql"]]
+    assert rows and all("OFFSET" not in sql for sql in rows)
