@@ -119,6 +119,9 @@ def start(app_dir: Path, port: int, database_url: str, workers: int = 1) -> Serv
         "DATABASE_URL": database_url,
         "DB_CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
+        # Behind one TLS proxy, as deployed: its X-Forwarded-Proto is believed (production
+        # settings redirect plain HTTP otherwise).
+        "TRUSTED_PROXY_COUNT": "1",
     }
     # Manifest static storage needs collectstatic, as a deployment runs it.
     subprocess.run(  # noqa: S603 - fixed argument list

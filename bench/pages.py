@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -25,12 +26,16 @@ PAGES = [
     ("Users by Max Inference", "/org/users/?sort=max_inference_tokens"),
     ("Users, last page", "/org/users/?page=last"),
     ("Users, last page by Monthly Inf.", "/org/users/?sort=month_inference&page=last"),
+    # Users at zero usage first (read by email, checked against the roll-up), and a middle page.
+    ("Users by Monthly Inf., ascending", "/org/users/?sort=month_inference"),
+    ("Users, page 200 by Total Usage", "/org/users/?sort=-total_usage&page=200"),
     ("Token Statistics", "/org/token-statistics/"),
     ("Token Usage", "/org/token-usage/"),
     ("Monthly Data", "/org/monthly/"),
     ("Activity Logs", "/org/activity/"),
     ("Activity Logs, last page", "/org/activity/?page=last"),
     ("Activity Logs, filtered", "/org/activity/?action=allocation_changed"),
+    ("Activity Logs, by actor", "/org/activity/?actor=u2%40"),
 ]
 
 EXPORTS = [
@@ -53,8 +58,10 @@ class HttpClient:
     def __init__(self, port: int, slug: str) -> None:
         client, _ = admin_client(slug)
         self.port = port
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
         self.headers = {
-            "Cookie": f"sessionid={client.cookies['sessionid'].value}",
+            # Production settings name the cookie __Host-sessionid; this process may not.
+            "Cookie": f"sessionid={session}; __Host-sessionid={session}",
             "X-Forwarded-Proto": "https",  # the TLS proxy's header (SECURE_PROXY_SSL_HEADER)
             "Host": "127.0.0.1",
         }

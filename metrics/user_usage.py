@@ -8,13 +8,25 @@ query serves a whole page.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
-from django.db.models import DateField, F, FilteredRelation, IntegerField, Q, QuerySet, Value
+from django.db.models import (
+    DateField,
+    Exists,
+    F,
+    FilteredRelation,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
 from metrics import forecast
+from metrics.models import MonthlyUsage, UsageTotal
 from metrics.quota import add_months, usage_month
 from tokens.models import active_allocation
 
@@ -49,17 +61,22 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
                 "monthly_usage",
                 condition=Q(monthly_usage__enterprise=enterprise, monthly_usage__month=previous),
             ),
+            # A user never leaves their enterprise, so this condition changes no figure; it
+            # lets the usage sort read the roll-up's (enterprise, total) index.
+            lifetime_usage=FilteredRelation(
+                "usage_total", condition=Q(usage_total__enterprise=enterprise)
+            ),
+            # NULL without a roll-up row; the same expression as usage_total_sort_idx.
+            total_raw=F("lifetime_usage__inference_tokens") + F("lifetime_usage__embedding_tokens"),
             # A user with no usage yet has no roll-up row: 0, not NULL, so sorts are total.
-            total_usage=Coalesce(
-                F("usage_total__inference_tokens") + F("usage_total__embedding_tokens"),
-                Value(0),
-                output_field=IntegerField(),
-            ),
-            month_inference=Coalesce(
-                F("this_month_usage__inference_tokens"), Value(0), output_field=IntegerField()
-            ),
+            total_usage=Coalesce(F("total_raw"), Value(0), output_field=IntegerField()),
+            # The roll-up columns themselves too (NULL without a row): usage_split filters
+            # and sorts on them, in the joins above, so that their indexes serve the sort.
+            month_raw=F("this_month_usage__inference_tokens"),
+            prev_month_raw=F("prev_month_usage__inference_tokens"),
+            month_inference=Coalesce(F("month_raw"), Value(0), output_field=IntegerField()),
             prev_month_inference=Coalesce(
-                F("prev_month_usage__inference_tokens"), Value(0), output_field=IntegerField()
+                F("prev_month_raw"), Value(0), output_field=IntegerField()
             ),
             # At most one open temporary allocation a user (a constraint): one LEFT JOIN.
             temporary=FilteredRelation(
@@ -78,3 +95,51 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
         )
         .order_by("email")
     )
+
+
+# Usage sort key -> the roll-up value it reads, NULL for a user without a roll-up row.
+_RAW = {
+    "total_usage": "total_raw",
+    "month_inference": "month_raw",
+    "prev_month_inference": "prev_month_raw",
+}
+
+UsageSplit = Callable[[QuerySet[User], str], "tuple[QuerySet[User], QuerySet[User], str] | None"]
+
+
+def usage_split(enterprise: Enterprise, now: dt.datetime | None = None) -> UsageSplit:
+    """A usage sort as two index reads: (users at zero by email, users above zero by usage, email).
+
+    The answer, for users_with_usage(enterprise, now) filtered and a sort key, is two
+    ascending querysets that, one after the other, are those users sorted by (key, email), and
+    the name of the roll-up value the second is sorted on (for seeks); None
+    for a key that is not a usage column. Users above zero are read in order from the roll-up's
+    (enterprise, month, tokens, user) or (enterprise, total, user) index, so a page sorted by
+    usage reads a page of index entries instead of joining and sorting the whole enterprise.
+    Users at zero (most without any roll-up row) are read from the users' (enterprise, email)
+    index, each checked against the roll-up's unique (user, month) index (an anti-join).
+    """
+    this_month, previous = usage_months(enterprise, now)
+    above_zero = {
+        "total_usage": UsageTotal.objects.annotate(
+            total=F("inference_tokens") + F("embedding_tokens")
+        ).filter(enterprise=enterprise, total__gt=0),
+        "month_inference": MonthlyUsage.objects.filter(
+            enterprise=enterprise, month=this_month, inference_tokens__gt=0
+        ),
+        "prev_month_inference": MonthlyUsage.objects.filter(
+            enterprise=enterprise, month=previous, inference_tokens__gt=0
+        ),
+    }
+
+    def split(users: QuerySet[User], key: str) -> tuple[QuerySet[User], QuerySet[User], str] | None:
+        if key not in _RAW:
+            return None
+        # NOT EXISTS, not COALESCE(...) = 0: the planner knows an anti-join's row count.
+        used = above_zero[key].filter(user=OuterRef("pk"))
+        zero = users.filter(~Exists(used)).order_by("email")
+        raw = _RAW[key]
+        above = users.filter(**{f"{raw}__gt": 0}).order_by(F(raw).asc(), "email")
+        return zero, above, raw
+
+    return split

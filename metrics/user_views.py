@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
@@ -20,9 +21,9 @@ from asksage_admin.core.filters import filtered_rows
 from asksage_admin.core.replica import replica_reads
 from metrics import forecast
 from metrics.blocking import explain
-from metrics.pagination import NearEndPaginator
+from metrics.pagination import SplitPaginator
 from metrics.quota import usage_snapshot
-from metrics.user_usage import users_with_usage
+from metrics.user_usage import usage_split, users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
 from tokens.forms import AllocationForm, RoleForm, TemporaryForm
@@ -38,9 +39,16 @@ USERS_PER_PAGE = 25
 @replica_reads
 def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
-    filters = UserFilter(request.GET, queryset=users_with_usage(enterprise))
+    now = timezone.now()  # one "this month" for the rows and the usage sorts' index reads
+    filters = UserFilter(request.GET, queryset=users_with_usage(enterprise, now))
     table = UserTable(filtered_rows(filters), pools=pool_totals(enterprise))
-    paginate = {"per_page": USERS_PER_PAGE, "paginator_class": NearEndPaginator}
+    # Usage sorts read the roll-ups' indexes in two parts (zero, above zero): see usage_split.
+    paginate = {
+        "per_page": USERS_PER_PAGE,
+        "paginator_class": SplitPaginator,
+        "split": usage_split(enterprise, now),
+        "seek": request.GET.get("seek", ""),  # Next / Previous: read after / before a row
+    }
     RequestConfig(request, paginate=paginate).configure(table)
     ctx = {
         "table": table,

@@ -259,7 +259,11 @@ def _activity_filter(request: ConsoleRequest) -> ActivityLogFilterSet:
 def activity(request: ConsoleRequest) -> HttpResponse:
     filterset = _activity_filter(request)
     table = ActivityLogTable(filtered_rows(filterset), time_zone=request.enterprise.tzinfo)
-    paginate = {"per_page": ACTIVITY_PER_PAGE, "paginator_class": NearEndPaginator}
+    paginate = {
+        "per_page": ACTIVITY_PER_PAGE,
+        "paginator_class": NearEndPaginator,
+        "seek": request.GET.get("seek", ""),  # Next / Previous: read after / before a row
+    }
     RequestConfig(request, paginate=paginate).configure(table)
     ctx = {
         "filter": filterset,

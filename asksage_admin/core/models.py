@@ -157,6 +157,8 @@ class ActivityLog(AppendOnlyModel):
                 name="activity_export_sha256_idx",
                 condition=models.Q(action="export_downloaded"),
             ),
+            # Filtered by actor email (icontains): a pg_trgm GIN index on UPPER(actor_email),
+            # created by migration 0005 on PostgreSQL only (not declared here: SQLite has none).
         ]
 
     def __str__(self) -> str:
