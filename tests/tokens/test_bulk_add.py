@@ -434,7 +434,8 @@ def test_preview_and_import_queries_do_not_grow_with_rows(
     with django_assert_max_num_queries(25):
         preview = preview_csv(org_admin_client, csv)
     assert preview.context["plan"].importable
-    with django_assert_max_num_queries(45):
+    # One more since temporary allocations landed (the pool counts running extras): fixed.
+    with django_assert_max_num_queries(46):
         do_import(org_admin_client, preview)
     assert Invitation.objects.count() == count
 
