@@ -71,7 +71,8 @@ def runs_out(days: int | None, today: dt.date | None) -> str:
     """A monthly allocation's run-out day, `days` whole days after `today`.
 
     "—" without a forecast, "Cap reached" when nothing is left, "Not this month" when the
-    allocation renews first (the first of next month).
+    allocation renews first (the first of next month). The day is always in this month, so
+    "30 Dec" says it all (a narrow column on the Users table).
     """
     if days is None or today is None:
         return "—"
@@ -80,4 +81,4 @@ def runs_out(days: int | None, today: dt.date | None) -> str:
     when_ = today + dt.timedelta(days=days)
     if (when_.year, when_.month) != (today.year, today.month):
         return "Not this month"
-    return day(when_)
+    return f"{when_.day} {when_:%b}"

@@ -63,7 +63,7 @@ def test_menu_settings_and_sign_out(page, live_server, demo):  # noqa: F811
     sign_in(page, live_server, User.objects.get(email=DEMO_ADMIN))
     page.goto("/org/")
     page.locator(".user-menu-toggle").click()
-    page.get_by_role("link", name="Settings").click()
+    page.locator("#user-menu-panel").get_by_role("link", name="Settings").click()
     expect(page).to_have_url(f"{live_server.url}/settings/")
     page.locator(".user-menu-toggle").click()
     page.locator("#user-menu-panel").get_by_role("button", name="Sign out").click()  # POST + CSRF
