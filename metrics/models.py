@@ -317,7 +317,12 @@ class DailyUsage(models.Model):
         ]
         indexes = [
             # Dashboard forecast: an enterprise's days in the trailing window.
-            models.Index(fields=["enterprise", "day"], name="daily_usage_ent_day_idx"),
+            # The Dashboard's enterprise forecast sums 14 days of every user: index-only.
+            models.Index(
+                fields=["enterprise", "day"],
+                include=["inference_tokens", "embedding_tokens"],
+                name="daily_usage_ent_day_cov_idx",
+            ),
             # Users sorted by Runs out: one probe per user over its window days, answered
             # from the index alone (no heap visits): 3.8 s -> 0.2-0.5 s for 10,000 users.
             models.Index(fields=["user", "day", "inference_tokens"], name="daily_usage_burn_idx"),
