@@ -104,6 +104,11 @@ DATABASE_ROUTERS = ["asksage_admin.core.replica.ReplicaRouter"]
 # replica cannot show it the state from before its own write. Longer than the worst lag.
 REPLICA_STICKY_SECONDS = env_int("REPLICA_STICKY_SECONDS", 30, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite (the demo database) has no covering indexes: it builds the same index without the
+# INCLUDE columns, which still serves. PostgreSQL, the database of record, has them.
+SILENCED_SYSTEM_CHECKS = (
+    ["models.W040"] if DATABASES["default"]["ENGINE"].endswith("sqlite3") else []
+)
 
 INSTALLED_APPS = [
     "asksage_admin.apps.StaffAdminConfig",
