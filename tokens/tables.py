@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from accounts.models import STATUS_LABELS, User
-from asksage_admin.core.formats import runs_out
+from asksage_admin.core.formats import day_in_year, runs_out
 from asksage_admin.core.tables import BaseTable, TokenColumn
 from tokens.queries import PoolTotals
 
@@ -190,4 +190,4 @@ def _temporary_text(user: User) -> str:
     extra, until = getattr(user, "temp_extra", 0), getattr(user, "temp_until", None)
     if not extra or until is None:
         return ""
-    return f"(+{int(extra):,} until {until.day} {until:%b})"
+    return f"(+{int(extra):,} until {day_in_year(until)})"

@@ -63,6 +63,11 @@ def day(value: dt.date | dt.datetime | None, time_zone: Any = None) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
+def day_in_year(value: dt.date) -> str:
+    """A day when the year goes without saying, "31 Mar" (narrow table cells)."""
+    return f"{value.day} {value:%b}"
+
+
 # Burn-rate forecast cells (metrics.forecast computes the days; the Users table shows them).
 RUNS_OUT_REACHED = -1
 
@@ -81,4 +86,4 @@ def runs_out(days: int | None, today: dt.date | None) -> str:
     when_ = today + dt.timedelta(days=days)
     if (when_.year, when_.month) != (today.year, today.month):
         return "Not this month"
-    return f"{when_.day} {when_:%b}"
+    return day_in_year(when_)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -35,6 +34,7 @@ from metrics.models import (
     UsageKind,
     UsageTotal,
 )
+from metrics.quota import next_month
 
 CHUNK = 5000
 # A run with thousands of drifted rows would bloat its ReconcileRun; the printout has them all.
@@ -205,8 +205,7 @@ def daily_drift() -> Iterator[Drift]:
     detached month are left out on both sides, like its monthly roll-ups."""
     archived = Q()
     for month in detached_months():
-        following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
-        archived |= Q(day__gte=month, day__lt=following)
+        archived |= Q(day__gte=month, day__lt=next_month(month))
     for enterprise_id, zone in (
         Enterprise.objects.order_by("pk").values_list("pk", "time_zone").iterator()
     ):
