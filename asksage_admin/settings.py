@@ -70,6 +70,9 @@ def env_database(name: str, default: str) -> dj_database_url.DBConfig:
 
 
 PRODUCTION = env_bool("PRODUCTION", False)
+# The ingest and quota statements are prepared once per connection (core.prepared); off for
+# a pooler that cannot keep prepared statements across transactions.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 # Off unless asked for (DEBUG=true): the demo and every shared server show the product's own
 # 404/403/500 pages, never Django's debug pages with settings and tracebacks.
 DEBUG = env_bool("DEBUG", False)

@@ -1,10 +1,13 @@
 """The database ceiling: pgbench running the very statements the application sends.
 
 The scripts are generated from the application's own statement builders
-(metrics.ingest_sql for a batch, metrics.quota for a quota check) and rendered by the
-same client-side binding Django's psycopg cursor uses, so the SQL cannot drift from the
-application's. Only the values that must differ per transaction are pgbench variables:
-the event ids (client id and a random number) and, for single events, the user.
+(metrics.ingest_sql for a batch, metrics.quota for a quota check, the rate limiter's
+UPSERT) with the values inlined, so the SQL cannot drift from the application's. The
+application prepares these statements once per connection (asksage_admin.core.prepared),
+so pgbench runs them prepared too (-M prepared). Only the values that must differ per
+transaction come from pgbench variables, as parameters: the event ids (built in SQL from
+the client id and a random number), the user for single events and quota checks, and the
+rate-limit bucket (one per client).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bench.report import percentile
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 ID_TOKEN = "PGBID"  # replaced by a per-transaction prefix
 USER_TOKEN = "PGBUSER@"  # replaced by a random seeded user (single events)
+INTEGRATION_MARK = 987_654_321_987  # replaced by the :integration variable
 
 
 @dataclass
@@ -48,8 +52,13 @@ def batch_script(integration_id: int, emails: list[str], size: int) -> str:
          "inference")[n % 4], 100 + n % 900, now, "bench-model")
         for n in range(size)
     ]  # fmt: skip
-    text = render(ingest_sql.BATCH_SQL, ingest_sql.batch_params(integration_id, events, now))
-    return _script(text)
+    # The integration is a parameter in the application's statement: one here too, so that
+    # PostgreSQL may choose the same generic plan for it (a literal id of a brand-new
+    # integration, which the statistics have not seen, gets a plan that scans its key rows).
+    text = render(ingest_sql.BATCH_SQL, ingest_sql.batch_params(INTEGRATION_MARK, events, now))
+    return f"\\set integration {integration_id}\n" + _script(
+        text.replace(str(INTEGRATION_MARK), ":integration")
+    )
 
 
 def quota_script() -> str:
@@ -70,7 +79,9 @@ def rate_limit_statement() -> str:
 
     now = 987654321.125  # a marker, replaced below
     params = {"key": "bench-pgbench-CLIENT", "burst": 1e9, "rate": 1e9 / 60, "now": now}
-    sql = render(_upsert_sql("postgresql"), params).replace("CLIENT", ":client_id")
+    sql = render(_upsert_sql("postgresql"), params).replace(
+        "'bench-pgbench-CLIENT'", "('bench-pgbench-' || :client_id::text)"
+    )
     # The bucket refills by elapsed time: "now" must move, as time.time() does in the app.
     return sql.replace(repr(now), "extract(epoch from clock_timestamp())")
 
@@ -78,16 +89,46 @@ def rate_limit_statement() -> str:
 def _script(sql: str) -> str:
     # One transaction's values: a random number for unique event ids, a random user. The API
     # runs the rate-limit statement first, in its own commit: so does the ceiling.
-    sql = sql.replace(ID_TOKEN, "b:client_id-:r-").replace(USER_TOKEN, "u:uid@")
+    sql = _per_transaction_values(sql)
     one_line = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip()
     limit = re.sub(r"\s+", " ", rate_limit_statement()).strip()
-    return (
+    script = (
         "\\set r random(1, 9000000000000000)\n\\set uid random(1, 4999)\n"
         + limit
         + ";\n"
         + one_line
         + ";\n"
     )
+    # -M prepared turns every ":name" into a parameter, inside quotes too: only ours may be left.
+    names = set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", script))
+    if names - {"client_id", "r", "uid", "integration"}:
+        raise ValueError(f"unexpected pgbench variables in the ceiling script: {names}")
+    return script
+
+
+def _per_transaction_values(sql: str) -> str:
+    """The inlined statement with its per-transaction values as pgbench parameters.
+
+    Event ids: the array literal '{PGBID0,PGBID1,...}' becomes the same ids built from the
+    client id and a random number (b<client>-<r>-<n>). The user: 'PGBUSER@domain' (alone or
+    in an array) becomes u<uid>@domain. Times: "23:22:39+00:00" is written "232239+0000"
+    (the same instant to PostgreSQL), so that no ":<digits>" reads as a pgbench variable.
+    """
+
+    def ids(match: re.Match[str]) -> str:
+        # An expression of two parameters, not a subquery: the planner treats it as it treats
+        # the application's array parameter (an index condition where the event ids are),
+        # and pgbench's limit of parameters per statement is not reached by 1,000 ids.
+        prefix = "'b' || :client_id::text || '-' || :r::text || '-'"
+        return f"replace({match.group(0).replace(ID_TOKEN, '#')}, '#', {prefix})"
+
+    sql = re.sub(r"'\{" + ID_TOKEN + r"[^']*\}'", ids, sql)
+    user = "'u' || :uid::text || '@"
+    sql = re.sub(r"'\{" + USER_TOKEN + r"([^'}]*)\}'", lambda m: f"ARRAY[{user}{m[1]}']", sql)
+    sql = re.sub(r"'" + USER_TOKEN + r"([^']*)'", lambda m: f"({user}{m[1]}')", sql)
+    if ID_TOKEN in sql or USER_TOKEN in sql:
+        raise ValueError("a per-transaction value the ceiling script cannot parameterise")
+    return re.sub(r"(?<=\d):(?=\d)", "", sql)
 
 
 def run(
@@ -98,13 +139,13 @@ def run(
     seconds: float,
     rate: float | None = None,
 ) -> PgbenchResult:
-    """pgbench -M simple (psycopg's client-side binding sends simple queries too).
+    """pgbench -M prepared (the application prepares these statements too).
 
     rate: transactions/s for all clients together (-R, open loop); pgbench then counts each
     transaction's latency from its scheduled start, so the wait behind a slow one shows.
     """
     with tempfile.TemporaryDirectory(prefix="pgbench-") as tmp:
-        args = [PGBENCH, "-n", "-M", "simple", "-c", str(clients), "-j", str(clients),
+        args = [PGBENCH, "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
                 "-T", str(max(1, round(seconds))), "-l", "--log-prefix", f"{tmp}/log",
                 "-h", dsn["host"], "-p", dsn["port"], "-U", dsn["user"], dsn["name"]]  # fmt: skip
         for n, script in enumerate(scripts):

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from asksage_admin.core.prepared import prepared_cursor
 from metrics import alerts, ingest_sql
 from metrics.keys import log_key_use
 from metrics.models import (
@@ -103,7 +104,7 @@ def _store_in_one_statement(
         [(e.index, e.event_id, e.email, e.kind, e.tokens, e.occurred_at, e.model) for e in parsed],
         now,
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(ingest_sql.BATCH_SQL, params)
         out = ingest_sql.parse_outcome(cursor.fetchall())
     accepted = []

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
+from asksage_admin.core.prepared import prepared_cursor
 from metrics.blocking import NO_ENTERPRISE, UNKNOWN_USER, BlockReason, block_reasons
 from metrics.keys import log_key_use
 from metrics.models import IntegrationKey, MonthlyUsage, UsageKind, UsageTotal
@@ -187,7 +187,7 @@ def check_quota(
         )
     now = now or timezone.now()
     # One statement, no model instances: this is asked before every model call.
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_POSITION_SQL, [now, *_candidate_months(now), user_email.strip().lower()])
         rows = cursor.fetchall()
     if not rows:

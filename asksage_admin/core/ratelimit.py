@@ -18,6 +18,7 @@ from django.http import JsonResponse
 
 from asksage_admin.core.errors import json_error
 from asksage_admin.core.models import RateBucket
+from asksage_admin.core.prepared import prepared_cursor
 from asksage_admin.core.retry import discard_connection, is_connection_lost
 
 
@@ -64,7 +65,7 @@ def take_token(key: str, *, per_minute: int, burst: int, now: float | None = Non
 
 
 def _upsert(params: dict[str, str | float]) -> tuple[float, bool]:
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # before every API request: planned once per connection
         cursor.execute(_upsert_sql(connection.vendor), params)
         tokens, allowed = cursor.fetchone()
     return tokens, allowed
