@@ -500,7 +500,7 @@ def run_ingest(
     table(
         f"Ingest, {unit}: {clients} clients x {seconds:g} s each; API = gunicorn -c "
         f"gunicorn.conf.py (workers {workers or 'from CPU count'}), PRODUCTION=true; "
-        f"ceiling = pgbench -M simple, same statements",
+        f"ceiling = pgbench -M prepared, same statements",
         [
             "request shape",
             "pgbench ceiling",

@@ -17,9 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
+
+
+class _Preparing(psycopg.Cursor):
+    """Server-side binding, and every statement prepared (once per connection)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().execute(query, params, prepare=True)
 
 
 @contextmanager
@@ -29,12 +37,6 @@ def prepared_cursor() -> Iterator[CursorWrapper]:
         with connection.cursor() as cursor:
             yield cursor
         return
-    import psycopg  # PostgreSQL only; SQLite setups need not install it
-
-    class Preparing(psycopg.Cursor):
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            return super().execute(query, params, prepare=True)
-
     # What Django's own cursor() does first: replace a connection the server dropped.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
@@ -44,7 +46,7 @@ def prepared_cursor() -> Iterator[CursorWrapper]:
         # Client-binding cursors (all others) never prepare, whatever the threshold.
         raw.prepare_threshold = 2**31 - 1
     with connection.wrap_database_errors:
-        inner = Preparing(raw)
+        inner = _Preparing(raw)
     # Django's wrappers take any DB-API cursor; its stubs say CursorWrapper.
     wrapped = (
         connection.make_debug_cursor(inner)  # type: ignore[arg-type]
