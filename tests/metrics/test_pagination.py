@@ -63,6 +63,21 @@ def test_last_page_sql_reads_from_the_end(
     assert rows and '"accounts_user"."email" DESC' in rows[0] and "OFFSET" not in rows[0]
 
 
+@pytest.mark.parametrize("sort", ["email", "-total_usage"])
+def test_a_middle_page_skips_rows_by_id_only(
+    org_admin_client, sixty_users, sort, django_assert_max_num_queries
+):
+    """OFFSET reads ids alone; the page's 25 rows, not the skipped ones, get the forecast."""
+    with django_assert_max_num_queries(50) as middle:
+        page = org_admin_client.get(USERS, {"sort": sort, "page": 2})
+    skipping = [q["sql"] for q in middle.captured_queries if "OFFSET" in q["sql"]]
+    assert skipping, "page 2 of 3 skips rows"
+    for sql in skipping:
+        assert sql.startswith('SELECT "accounts_user"."id" AS "pk" FROM'), sql
+        assert "metrics_dailyusage" not in sql
+    assert len(_emails(page)) == 25
+
+
 def test_activity_last_page_is_the_oldest(org_admin_client, enterprise):
     ActivityLog.objects.bulk_create(
         ActivityLog(enterprise=enterprise, actor_email=f"{i:03d}@x.test", action="sign_in")
