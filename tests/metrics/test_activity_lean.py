@@ -9,7 +9,7 @@ from django.test import RequestFactory
 
 from asksage_admin.core.audit import log_activity
 from asksage_admin.core.models import ActivityLog
-from metrics.tables import ActivityLogTable
+from metrics.tables import ActivityLogTable, ModelUsageTable, TopUsersTable
 
 pytestmark = pytest.mark.django_db
 Action = ActivityLog.Action
@@ -57,3 +57,31 @@ def test_actor_filter_reads_a_trigram_index():
         )
         (definition,) = cursor.fetchone()
     assert "gin_trgm_ops" in definition and "upper" in definition
+
+
+@pytest.mark.parametrize("table_class", [TopUsersTable, ModelUsageTable])
+def test_share_tables_lean_rows_match_the_columns_render(table_class):
+    from decimal import Decimal
+
+    from metrics.queries import ModelUsage, UserUsage
+
+    if table_class is ModelUsageTable:
+        rows = [
+            ModelUsage("<i>gpt</i>", 1_234_567, 0, Decimal("99.9")),
+            ModelUsage("", 5, 7, Decimal("0.1")),
+        ]
+    else:
+        rows = [
+            UserUsage(1, "a&b@acme.test", 1_000, 2_500, Decimal("75")),
+            UserUsage(2, "c@acme.test", 0, 0, Decimal("0")),
+        ]
+    request = RequestFactory().get("/org/token-usage/")
+    lean_table = table_class(rows)
+    assert lean_table.template_name == "includes/lean_table.html"
+    lean = _cells(lean_table.as_html(request))
+    plain_table = table_class(rows)
+    plain_table.template_name = "includes/table.html"
+    plain = _cells(plain_table.as_html(request))
+
+    assert lean == plain
+    assert len(lean) == 2 and "," in "".join(lean[0])
