@@ -11,6 +11,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from asksage_admin.core.models import ActivityLog
+from asksage_admin.core.widgets import QuickSelect
 from metrics.models import EnterpriseMonthlyUsage
 from metrics.queries import MonthRange
 
@@ -44,7 +45,10 @@ class ActivityLogFilterSet(django_filters.FilterSet):
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "name@example.com"}),
     )
     action = django_filters.ChoiceFilter(
-        choices=ActivityLog.Action.choices, empty_label="Any action", label="Action"
+        choices=ActivityLog.Action.choices,
+        empty_label="Any action",
+        label="Action",
+        widget=QuickSelect,
     )
     date_from = django_filters.DateFilter(
         method="filter_from", label="From", widget=forms.DateInput(attrs={"type": "date"})

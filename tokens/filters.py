@@ -7,6 +7,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from accounts.models import STATUS_LABELS, User
+from asksage_admin.core.widgets import QuickSelect
 
 
 class UserFilter(django_filters.FilterSet):
@@ -15,9 +16,11 @@ class UserFilter(django_filters.FilterSet):
         label="Search",
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "Email or name"}),
     )
-    role = django_filters.ChoiceFilter(choices=User.Role.choices, empty_label="Any role")
+    role = django_filters.ChoiceFilter(
+        choices=User.Role.choices, empty_label="Any role", widget=QuickSelect
+    )
     status = django_filters.ChoiceFilter(
-        choices=list(STATUS_LABELS.items()), empty_label="Any status"
+        choices=list(STATUS_LABELS.items()), empty_label="Any status", widget=QuickSelect
     )
 
     class Meta:
