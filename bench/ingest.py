@@ -99,7 +99,9 @@ def _url(dsn: dict[str, str]) -> str:
     return f"postgres://{dsn['user']}:{dsn['password']}@{dsn['host']}:{dsn['port']}/{dsn['name']}"
 
 
-def _start_gunicorn(port: int, dsn: dict[str, str], workers: int | None) -> subprocess.Popen:
+def _start_gunicorn(
+    port: int, dsn: dict[str, str], workers: int | None, app: str = "asksage_admin.wsgi"
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": _url(dsn),
@@ -119,7 +121,7 @@ def _start_gunicorn(port: int, dsn: dict[str, str], workers: int | None) -> subp
     }
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "asksage_admin.wsgi"]
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
     # A fixed argument list of our own: no untrusted input reaches the command line.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
     wait_until_healthy(proc, port, seconds=60)
@@ -405,6 +407,26 @@ def _run_clients(
     return done / elapsed, errors, [ms for r in results for ms in r[2]], sum(r[3] for r in results)
 
 
+def _http_floor(
+    port: int,
+    dsn: dict[str, str],
+    workers: int | None,
+    key: str,
+    emails: list[str],
+    clients: int,
+    seconds: float,
+) -> float:
+    """Quota checks/s with bench.noop_wsgi behind the same gunicorn.conf.py and client: what
+    the HTTP server and the load generator leave of the machine, the API's floor."""
+    proc = _start_gunicorn(port, dsn, workers, app="bench.noop_wsgi")
+    try:
+        _run_clients((port, key, emails, 0), clients, WARM_UP_SECONDS)
+        rate, *_ = _run_clients((port, key, emails, 0), clients, seconds)
+    finally:
+        stop(proc)
+    return rate
+
+
 def _children_cpu_seconds() -> float:
     """CPU seconds of this process's finished children (pgbench runs as one)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -496,6 +518,7 @@ def run_ingest(
             )
     finally:
         stop(proc)
+    floor = _http_floor(port + 1, dsn, workers, plaintext, emails, clients, seconds)
     unit = "events/s (quota: checks/s)"
     table(
         f"Ingest, {unit}: {clients} clients x {seconds:g} s each; API = gunicorn -c "
@@ -518,6 +541,15 @@ def run_ingest(
         "CPU per request, ms (same run): the load generators share the 2 cores with the server",
         ["request shape", "API client", "gunicorn + Django", "pgbench client"],
         cpu_rows,
+    )
+    floor_rate = floor
+    quota_rate = float(rows[-1][2].replace(",", ""))
+    quota_ceiling = float(rows[-1][1].replace(",", ""))
+    share = floor_rate / quota_ceiling
+    print(
+        "HTTP server alone (same gunicorn.conf.py and client, a WSGI app answering a fixed"
+        f" quota decision: no Django, no SQL): {floor_rate:,.0f} checks/s = {share:.2f} of"
+        f" the quota ceiling; the API reaches {quota_rate / floor_rate:.2f} of that floor.\n"
     )
     print(f"Database connection: {auth_note}")
     print(f"Access log (with request ids): {ACCESS_LOG}\n", flush=True)
