@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 if TYPE_CHECKING:
@@ -19,3 +20,10 @@ class EmailBackend(ModelBackend):
             and not getattr(user, "is_banned", False)
             and getattr(user, "email_confirmed", True)
         )
+
+    def get_user(self, user_id: int) -> User | None:
+        """The session's user with their enterprise in the same query: every console page
+        reads both (one round trip a page fewer than ModelBackend's get)."""
+        user = get_user_model()._default_manager.select_related("enterprise").filter(pk=user_id)
+        found = user.first()
+        return found if found is not None and self.user_can_authenticate(found) else None

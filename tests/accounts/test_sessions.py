@@ -138,3 +138,23 @@ def test_sign_in_starts_the_session_clocks_whatever_debug_says(org_admin):
     client = Client()
     client.force_login(org_admin)
     assert {"signed_in_at", "last_seen_at"} <= set(client.session.keys())
+
+
+def test_the_session_user_comes_with_their_enterprise_in_one_query(
+    org_admin, django_assert_num_queries
+):
+    from accounts.backends import EmailBackend
+
+    with django_assert_num_queries(1):
+        user = EmailBackend().get_user(org_admin.pk)
+        assert user is not None and user.enterprise.name == org_admin.enterprise.name
+
+
+def test_a_banned_session_user_is_not_loaded(org_admin):
+    from accounts.backends import EmailBackend
+    from accounts.models import User
+
+    User.objects.filter(pk=org_admin.pk).update(status=User.Status.BANNED)
+
+    assert EmailBackend().get_user(org_admin.pk) is None
+    assert EmailBackend().get_user(10**9) is None
