@@ -309,8 +309,11 @@ def _open_loop_phase(
     return rate
 
 
-def single_request_breakdown(key: str, emails: list[str], rate: float, requests: int) -> None:
-    """Where a single-event request's time goes: Django in process, SQL timed per statement.
+def single_request_breakdown(
+    key: str, emails: list[str], rate: float, requests: int, *, quota: bool = False
+) -> None:
+    """Where a single-event request's (or quota check's) time goes: Django in process, SQL
+    timed per statement.
 
     The Django test client at the open-loop rate (one at a time): total = the view and its
     middleware; SQL = the statements' round trips as the driver sees them; JSON = decoding
@@ -345,17 +348,21 @@ def single_request_breakdown(key: str, emails: list[str], rate: float, requests:
     with override_settings(API_RATE_LIMIT_PER_MINUTE=10**9, API_RATE_BURST=10**9):
         for i in range(requests + 5):
             current: list[float] = []
-            body = json.dumps({"events": _events(prefix, i, 1, emails)})
+            if quota:
+                body = json.dumps({"user": emails[i % len(emails)], "kind": "inference",
+                                   "tokens": 10})  # fmt: skip
+            else:
+                body = json.dumps({"events": _events(prefix, i, 1, emails)})
             began = time.perf_counter()
             with connection.execute_wrapper(timer):
                 response = client.post(
-                    "/api/v1/usage/events", body, content_type="application/json",
-                    HTTP_AUTHORIZATION=f"Bearer {key}",
+                    "/api/v1/quota/check" if quota else "/api/v1/usage/events", body,
+                    content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}",
                 )  # fmt: skip
             elapsed = (time.perf_counter() - began) * 1000
             answer = response.content
             if response.status_code != 200:
-                raise SystemExit(f"in-process single event answered {response.status_code}")
+                raise SystemExit(f"in-process request answered {response.status_code}")
             if i >= 5:  # the first requests warm the key cache and the connection
                 totals.append(elapsed)
                 sql.append(sum(current))
@@ -370,7 +377,8 @@ def single_request_breakdown(key: str, emails: list[str], rate: float, requests:
     json_ms = (time.perf_counter() - began) * 1000 / json_runs
     python = [t - s for t, s in zip(totals, sql, strict=True)]
     table(
-        f"One single-event request in process (Django test client, {requests} requests at "
+        f"One {'quota check' if quota else 'single-event request'} in process (Django test "
+        f"client, {requests} requests at "
         f"{rate:,.1f}/s, one at a time, the DATABASE_URL account over TCP, kept connection); ms",
         ["part", "p50", "p95", "p99"],
         [
@@ -555,3 +563,4 @@ def run_ingest(
     print(f"Access log (with request ids): {ACCESS_LOG}\n", flush=True)
     if open_rate:
         single_request_breakdown(plaintext, emails, open_rate, requests=200)
+        single_request_breakdown(plaintext, emails, open_rate, requests=200, quota=True)
