@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from django.conf import settings
@@ -23,11 +23,20 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
 
+class _Statement(NamedTuple):
+    query: bytes
+    params: Any
+
+
 class _Preparing(psycopg.Cursor):
     """Server-side binding, and every statement prepared (once per connection)."""
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        return super().execute(query, params, prepare=True)
+        done = super().execute(query, params, prepare=True)
+        # Django's query log (tests, DEBUG) reads the text from psycopg's `_query`, which a
+        # prepared execution leaves empty: the statement as written, for the log only.
+        self._query = _Statement(str(query).encode(), params)  # type: ignore[assignment]
+        return done
 
 
 @contextmanager

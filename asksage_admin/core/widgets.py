@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 
 def _attrs(attrs: dict[str, Any]) -> SafeString:
-    """Django's widgets/attrs.html: in order; True a bare name, False left out."""
+    """As Django's widget attrs template: in order; True a bare name, False left out."""
     return format_html_join(
         "",
         "{}",
