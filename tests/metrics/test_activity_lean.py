@@ -85,3 +85,26 @@ def test_share_tables_lean_rows_match_the_columns_render(table_class):
 
     assert lean == plain
     assert len(lean) == 2 and "," in "".join(lean[0])
+
+
+def test_change_values_are_escaped(enterprise):
+    log = ActivityLog(
+        enterprise=enterprise,
+        action="allocation_changed",
+        old_value={"note": "<b>old</b>", "gone": "x&y"},
+        new_value={"note": '<script>alert("1")</script>', "count": 1200},
+    )
+    table = ActivityLogTable([], time_zone=enterprise.tzinfo)
+
+    html = str(table.render_change(log))
+
+    assert "<script>" not in html and "<b>" not in html
+    assert (
+        'Note: <span class="old">&lt;b&gt;old&lt;/b&gt;</span> → '
+        '<span class="new">&lt;script&gt;alert(&quot;1&quot;)&lt;/script&gt;</span>'
+    ) in html
+    assert "Count: 1,200" in html and "Gone: x&amp;y" in html
+    single = ActivityLog(enterprise=enterprise, action="sign_in", old_value="<i>a</i>", new_value=5)
+    assert str(table.render_change(single)) == (
+        '<span class="old">&lt;i&gt;a&lt;/i&gt;</span> → <span class="new">5</span>'
+    )
