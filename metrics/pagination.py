@@ -33,14 +33,26 @@ class NearEndPaginator(Paginator):
     by number, from the nearer end.
     """
 
-    def __init__(self, object_list: Any, per_page: int, *args: Any, seek: str = "", **kwargs: Any):
+    def __init__(
+        self,
+        object_list: Any,
+        per_page: int,
+        *args: Any,
+        seek: str = "",
+        ids_in_order: IdsInOrder | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(object_list, per_page, *args, **kwargs)
         self.seek = seek
+        self.ids_in_order = ids_in_order
 
     def page(self, number: Any) -> Page:
-        number = self.validate_number(number)
         rows: Any = self.object_list
         queryset: Any = getattr(getattr(rows, "data", None), "data", None)
+        ids = self.ids_in_order(queryset, self.count) if self.ids_in_order else None
+        if ids is not None:
+            return self._page_of_ids(queryset, ids, number)
+        number = self.validate_number(number)
         order = _keyset_order(queryset)
         signature = ""
         if order:
@@ -63,7 +75,20 @@ class NearEndPaginator(Paginator):
             page.previous_seek = before if page.has_previous() else ""  # type: ignore[attr-defined]
         return page
 
+    def _page_of_ids(self, queryset: QuerySet, ids: list[int], number: Any) -> Page:
+        """A page of an order given as ids (a sort no index serves, kept for a while)."""
+        self.__dict__["count"] = len(ids)  # the ids are the rows: count and pages agree
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        wanted = ids[bottom : bottom + self.per_page]
+        found = {row.pk: row for row in queryset.filter(pk__in=wanted)}
+        records = [found[pk] for pk in wanted if pk in found]
+        rows: Any = self.object_list
+        return Page(BoundRows(records, table=rows.table), number, self)
 
+
+# For a queryset and its row count: its rows' ids in its order, or None to read it as usual.
+IdsInOrder = Callable[[QuerySet, int], "list[int] | None"]
 Order = list[tuple[str, bool]]  # (column, descending)
 
 

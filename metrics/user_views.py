@@ -23,7 +23,7 @@ from metrics import forecast
 from metrics.blocking import explain
 from metrics.pagination import SplitPaginator
 from metrics.quota import usage_snapshot
-from metrics.user_usage import usage_split, users_with_usage
+from metrics.user_usage import runs_out_order, usage_split, users_with_usage
 from tokens import pool
 from tokens.filters import UserFilter
 from tokens.forms import AllocationForm, RoleForm, TemporaryForm
@@ -41,13 +41,17 @@ def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     now = timezone.now()  # one "this month" for the rows and the usage sorts' index reads
     filters = UserFilter(request.GET, queryset=users_with_usage(enterprise, now))
-    table = UserTable(filtered_rows(filters), pools=pool_totals(enterprise))
+    pools = pool_totals(enterprise)
+    searched = [filters.data.get(name, "") for name in filters.filters]  # not page, not sort
+    table = UserTable(filtered_rows(filters), pools=pools)
     # Usage sorts read the roll-ups' indexes in two parts (zero, above zero): see usage_split.
     paginate = {
         "per_page": USERS_PER_PAGE,
         "paginator_class": SplitPaginator,
         "split": usage_split(enterprise, now),
         "seek": request.GET.get("seek", ""),  # Next / Previous: read after / before a row
+        # Sorted by Runs out, the order is computed once a minute (see runs_out_order).
+        "ids_in_order": runs_out_order(enterprise, now, version=(pools.as_dict(), searched)),
     }
     RequestConfig(request, paginate=paginate).configure(table)
     ctx = {

@@ -65,6 +65,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (the Users table keeps its Runs out order there)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def arrange_past_the_guards(request: pytest.FixtureRequest):
     """On PostgreSQL the test's own connection skips the guard triggers (pool within the
     purchase, Paid minimum, append-only tables), as a data loader would.
