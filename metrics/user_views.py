@@ -7,6 +7,7 @@ the no-JavaScript form on a user's page posts here and calls the same service.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Page, Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -32,6 +33,7 @@ from tokens.queries import pool_totals
 from tokens.tables import UserTable
 
 USERS_PER_PAGE = 25
+INVITATIONS_PER_PAGE = 10
 
 
 @require_GET
@@ -58,10 +60,22 @@ def users(request: ConsoleRequest) -> HttpResponse:
         "table": table,
         "filter": filters,
         "can_edit": request.user.can_edit_console,
-        "invitations": Invitation.objects.pending(enterprise).select_related("invited_by"),
+        "invitations": _invitations_page(request),
         "forecast_method": forecast.METHOD,
     }
     return render(request, "tokens/user_list.html", ctx)
+
+
+def _invitations_page(request: ConsoleRequest) -> Page:
+    """A page of pending invitations, soonest to expire first: after a bulk add there can be
+    thousands (1,600 rendered in full took the Users page from ~23 to ~250 ms)."""
+    pending = (
+        Invitation.objects.pending(request.enterprise)
+        .select_related("invited_by")
+        .order_by("expires_at", "pk")
+    )
+    # get_page: a missing, non-numeric or out-of-range number gives the first or last page.
+    return Paginator(pending, INVITATIONS_PER_PAGE).get_page(request.GET.get("invitations"))
 
 
 @require_http_methods(["GET", "POST"])

@@ -121,3 +121,61 @@ def test_resend_gives_a_full_lifetime_again(org_admin_client, room, org_admin):
 def test_resend_and_revoke_need_post(org_admin_client, room):
     invitation, _ = _invite(org_admin_client)
     assert org_admin_client.get(f"/org/invitations/{invitation.pk}/revoke/").status_code == 405
+
+
+def _pending(enterprise, count: int, *, start: int = 0, invited_by=None) -> list[Invitation]:
+    """Invitations expiring one hour apart: #0 first."""
+    now = timezone.now()
+    return Invitation.objects.bulk_create(
+        Invitation(
+            enterprise=enterprise,
+            email=f"inv{n:03d}@acme.test",
+            token_digest=f"{n:064d}",
+            invited_by=invited_by,
+            expires_at=now + dt.timedelta(days=1, hours=n),
+        )
+        for n in range(start, start + count)
+    )
+
+
+def _listed(body: str) -> list[str]:
+    section = body[body.index('id="pending-invitations"') :]
+    return re.findall(r"<td>(inv\d+@acme\.test)</td>", section)
+
+
+def test_pending_invitations_are_paged_soonest_to_expire_first(org_admin_client, enterprise):
+    _pending(enterprise, 25)
+
+    first = org_admin_client.get("/org/users/").content.decode()
+    third = org_admin_client.get("/org/users/", {"invitations": 3}).content.decode()
+
+    assert _listed(first) == [f"inv{n:03d}@acme.test" for n in range(10)]
+    assert "1–10 of 25" in first and "invitations=2#pending-invitations" in first
+    assert _listed(third) == [f"inv{n:03d}@acme.test" for n in range(20, 25)]
+    assert "21–25 of 25" in third
+
+
+@pytest.mark.parametrize("page", ["abc", "-1", "0", "99999", "1e9"])
+def test_hostile_invitation_page_numbers_give_a_page(org_admin_client, enterprise, page):
+    _pending(enterprise, 15)
+    response = org_admin_client.get("/org/users/", {"invitations": page})
+    assert response.status_code == 200
+    assert len(_listed(response.content.decode())) in (10, 5)
+
+
+def test_users_page_cost_does_not_grow_with_pending_invitations(
+    org_admin_client, enterprise, org_admin, django_assert_max_num_queries
+):
+    _pending(enterprise, 3, invited_by=org_admin)
+    with django_assert_max_num_queries(50) as few:
+        org_admin_client.get("/org/users/")
+    _pending(enterprise, 300, start=3, invited_by=org_admin)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        body = org_admin_client.get("/org/users/").content.decode()
+    assert len(_listed(body)) == 10 and "of 303" in body
+
+
+def test_another_enterprises_invitations_are_not_listed(org_admin_client, other_enterprise):
+    _pending(other_enterprise, 3)
+    body = org_admin_client.get("/org/users/").content.decode()
+    assert _listed(body) == [] and "No pending invitations." in body
