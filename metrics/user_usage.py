@@ -123,23 +123,23 @@ def usage_split(enterprise: Enterprise, now: dt.datetime | None = None) -> Usage
     index, each checked against the roll-up's unique (user, month) index (an anti-join).
     """
     this_month, previous = usage_months(enterprise, now)
-    above_zero = {
-        "total_usage": UsageTotal.objects.annotate(
-            total=F("inference_tokens") + F("embedding_tokens")
-        ).filter(enterprise=enterprise, total__gt=0),
-        "month_inference": MonthlyUsage.objects.filter(
-            enterprise=enterprise, month=this_month, inference_tokens__gt=0
-        ),
-        "prev_month_inference": MonthlyUsage.objects.filter(
-            enterprise=enterprise, month=previous, inference_tokens__gt=0
-        ),
-    }
+
+    def above_zero(key: str) -> QuerySet:
+        # Built only for the sort asked for: most pages are not sorted by usage.
+        if key == "total_usage":
+            return UsageTotal.objects.annotate(
+                total=F("inference_tokens") + F("embedding_tokens")
+            ).filter(enterprise=enterprise, total__gt=0)
+        month = this_month if key == "month_inference" else previous
+        return MonthlyUsage.objects.filter(
+            enterprise=enterprise, month=month, inference_tokens__gt=0
+        )
 
     def split(users: QuerySet[User], key: str) -> tuple[QuerySet[User], QuerySet[User], str] | None:
         if key not in _RAW:
             return None
         # NOT EXISTS, not COALESCE(...) = 0: the planner knows an anti-join's row count.
-        used = above_zero[key].filter(user=OuterRef("pk"))
+        used = above_zero(key).filter(user=OuterRef("pk"))
         zero = users.filter(~Exists(used)).order_by("email")
         raw = _RAW[key]
         above = users.filter(**{f"{raw}__gt": 0}).order_by(F(raw).asc(), "email")
