@@ -480,6 +480,7 @@ def run_ingest(
     ACCESS_LOG.unlink(missing_ok=True)  # this run's lines only
     proc = _start_gunicorn(port, dsn, workers)
     rows = []
+    quota_rates = (0.0, 0.0)  # (API, pgbench) checks/s, set by the quota phase
     cpu_rows: list[list[str]] = []
     open_rate = 0.0
     try:
@@ -510,6 +511,8 @@ def run_ingest(
                 ]
             )
             ceiling_rate = ceiling_run.tps * max(batch, 1)
+            if batch == 0:
+                quota_rates = (api_rate, ceiling_rate)
             ratio = api_rate / ceiling_rate if ceiling_rate else 0.0
             rows.append(
                 [
@@ -550,14 +553,12 @@ def run_ingest(
         ["request shape", "API client", "gunicorn + Django", "pgbench client"],
         cpu_rows,
     )
-    floor_rate = floor
-    quota_rate = float(rows[-1][2].replace(",", ""))
-    quota_ceiling = float(rows[-1][1].replace(",", ""))
-    share = floor_rate / quota_ceiling
+    quota_rate, quota_ceiling = quota_rates
     print(
         "HTTP server alone (same gunicorn.conf.py and client, a WSGI app answering a fixed"
-        f" quota decision: no Django, no SQL): {floor_rate:,.0f} checks/s = {share:.2f} of"
-        f" the quota ceiling; the API reaches {quota_rate / floor_rate:.2f} of that floor.\n"
+        f" quota decision: no Django, no SQL): {floor:,.0f} checks/s ="
+        f" {floor / quota_ceiling:.2f} of the quota ceiling; the API reaches"
+        f" {quota_rate / floor:.2f} of that floor.\n"
     )
     print(f"Database connection: {auth_note}")
     print(f"Access log (with request ids): {ACCESS_LOG}\n", flush=True)

@@ -80,9 +80,7 @@ class NearEndPaginator(Paginator):
         self.__dict__["count"] = len(ids)  # the ids are the rows: count and pages agree
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        wanted = ids[bottom : bottom + self.per_page]
-        found = {row.pk: row for row in queryset.filter(pk__in=wanted)}
-        records = [found[pk] for pk in wanted if pk in found]
+        records = _by_ids(queryset, ids[bottom : bottom + self.per_page])
         rows: Any = self.object_list
         return Page(BoundRows(records, table=rows.table), number, self)
 
@@ -267,6 +265,10 @@ def _rows(queryset: QuerySet, start: int, size: int) -> list[Any]:
     """
     if start == 0:
         return list(queryset[:size])
-    ids = list(queryset.values_list("pk", flat=True)[start : start + size])
+    return _by_ids(queryset, list(queryset.values_list("pk", flat=True)[start : start + size]))
+
+
+def _by_ids(queryset: QuerySet, ids: list[Any]) -> list[Any]:
+    """The queryset's rows with these ids, in the ids' order (a row gone since is left out)."""
     found = {row.pk: row for row in queryset.filter(pk__in=ids)}
     return [found[pk] for pk in ids if pk in found]
