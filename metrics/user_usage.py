@@ -8,6 +8,7 @@ query serves a whole page.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable
 
@@ -24,7 +25,7 @@ from django.db.models import (
     QuerySet,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
@@ -48,8 +49,20 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
     now = now or timezone.now()
     this_month, previous = usage_months(enterprise, now)
     today = now.astimezone(enterprise.tzinfo).date()
+    # A fresh clone each call: the caller filters and orders its own copy.
+    return _users_with_usage(enterprise.pk, this_month, previous, today).all()
+
+
+@functools.lru_cache(maxsize=128)
+def _users_with_usage(
+    enterprise_id: int, this_month: dt.date, previous: dt.date, today: dt.date
+) -> QuerySet[User]:
+    """Built once per enterprise and day in each process, never evaluated: resolving these
+    joins and expressions is ORM work of ~2.5 ms, a tenth of a Users page. Nothing in it
+    depends on the time of day: a temporary allocation counts until the database's clock
+    (the statement's time) reaches its end."""
     return (
-        User.objects.in_enterprise(enterprise)
+        User.objects.filter(enterprise_id=enterprise_id)
         .annotate(
             # LEFT JOINs on the roll-ups, not a correlated subquery per user: sorted by a
             # usage column, PostgreSQL hash-joins the enterprise's roll-ups of that month
@@ -58,16 +71,20 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
             # (enterprise, month, ...) index rather than a scan of every enterprise's month.
             this_month_usage=FilteredRelation(
                 "monthly_usage",
-                condition=Q(monthly_usage__enterprise=enterprise, monthly_usage__month=this_month),
+                condition=Q(
+                    monthly_usage__enterprise_id=enterprise_id, monthly_usage__month=this_month
+                ),
             ),
             prev_month_usage=FilteredRelation(
                 "monthly_usage",
-                condition=Q(monthly_usage__enterprise=enterprise, monthly_usage__month=previous),
+                condition=Q(
+                    monthly_usage__enterprise_id=enterprise_id, monthly_usage__month=previous
+                ),
             ),
             # A user never leaves their enterprise, so this condition changes no figure; it
             # lets the usage sort read the roll-up's (enterprise, total) index.
             lifetime_usage=FilteredRelation(
-                "usage_total", condition=Q(usage_total__enterprise=enterprise)
+                "usage_total", condition=Q(usage_total__enterprise_id=enterprise_id)
             ),
             # NULL without a roll-up row; the same expression as usage_total_sort_idx.
             total_raw=F("lifetime_usage__inference_tokens") + F("lifetime_usage__embedding_tokens"),
@@ -84,8 +101,8 @@ def users_with_usage(enterprise: Enterprise, now: dt.datetime | None = None) -> 
             # At most one open temporary allocation a user (a constraint): one LEFT JOIN.
             temporary=FilteredRelation(
                 "temporary_allocations",
-                condition=Q(temporary_allocations__enterprise=enterprise)
-                & active_allocation(now, prefix="temporary_allocations__"),
+                condition=Q(temporary_allocations__enterprise_id=enterprise_id)
+                & active_allocation(Now(), prefix="temporary_allocations__"),
             ),
             temp_extra=Coalesce(
                 F("temporary__extra_inference"), Value(0), output_field=IntegerField()

@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
@@ -108,8 +108,9 @@ class Invitation(models.Model):
         return f"{self.email} → {self.enterprise}"
 
 
-def active_allocation(now: dt.datetime | None = None, prefix: str = "") -> models.Q:
-    """A temporary allocation still counts: not ended early and its end not reached.
+def active_allocation(now: dt.datetime | Now | None = None, prefix: str = "") -> models.Q:
+    """A temporary allocation still counts: not ended early and its end not reached (at `now`,
+    or at the database's clock when given Now()).
 
     The one statement of the rule (`prefix` for a lookup through a relation); raw SQL (the
     quota check, the pool totals, ingest) uses ACTIVE_SQL below, which says the same thing.
