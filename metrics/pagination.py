@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
+from django.utils.functional import cached_property
 from django_tables2.rows import BoundRows
 
 
@@ -31,6 +32,10 @@ class NearEndPaginator(Paginator):
     is. The row is looked up in the page's own filtered queryset, so an id from elsewhere (or
     any other value, or a seek made for another sort order) is ignored and the page is read
     by number, from the nearer end.
+
+    `count_rows`, when given, is counted instead of the table's queryset: the same rows
+    without the columns shown (the Users table's usage joins change no row count, but
+    PostgreSQL would join them all to count: 3.8 instead of 1.0 ms at 10,000 users).
     """
 
     def __init__(
@@ -40,11 +45,19 @@ class NearEndPaginator(Paginator):
         *args: Any,
         seek: str = "",
         ids_in_order: IdsInOrder | None = None,
+        count_rows: QuerySet | None = None,
         **kwargs: Any,
     ):
         super().__init__(object_list, per_page, *args, **kwargs)
         self.seek = seek
         self.ids_in_order = ids_in_order
+        self.count_rows = count_rows
+
+    @cached_property
+    def count(self) -> int:
+        if self.count_rows is not None:
+            return self.count_rows.count()
+        return Paginator.count.func(self)  # type: ignore[attr-defined]
 
     def page(self, number: Any) -> Page:
         rows: Any = self.object_list

@@ -43,6 +43,10 @@ def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     now = timezone.now()  # one "this month" for the rows and the usage sorts' index reads
     filters = UserFilter(request.GET, queryset=users_with_usage(enterprise, now))
+    # The same users without the usage columns, to count: their joins change no row count,
+    # but PostgreSQL would join them all to count (3.8 instead of 1.0 ms at 10,000 users).
+    plain = User.objects.in_enterprise(enterprise)
+    counted = filtered_rows(UserFilter(request.GET, queryset=plain))
     pools = pool_totals(enterprise)
     searched = [filters.data.get(name, "") for name in filters.filters]  # not page, not sort
     table = UserTable(filtered_rows(filters), pools=pools)
@@ -54,6 +58,7 @@ def users(request: ConsoleRequest) -> HttpResponse:
         "seek": request.GET.get("seek", ""),  # Next / Previous: read after / before a row
         # Sorted by Runs out, the order is computed once a minute (see runs_out_order).
         "ids_in_order": runs_out_order(enterprise, now, version=(pools.as_dict(), searched)),
+        "count_rows": counted,
     }
     RequestConfig(request, paginate=paginate).configure(table)
     ctx = {

@@ -9,7 +9,7 @@ import django_tables2 as tables
 from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import STATUS_LABELS, User
 from asksage_admin.core.formats import day_in_year, runs_out
@@ -126,11 +126,21 @@ class UserTable(BaseTable):
         empty_text = "No users match."
         # Rows come from lean_html_rows(): django-tables2's per-cell rendering cost ~0.2 ms a row
         # (attrs, accessors, render_* per cell); headers, sorting and pagination stay its own.
-        template_name = "tokens/user_table.html"
+        template_name = "includes/user_table.html"
 
     def __init__(self, *args: Any, pools: PoolTotals, **kwargs: Any) -> None:
         self.pools = pools
         super().__init__(*args, **kwargs)
+
+    def footer_cell(self, column: tables.columns.BoundColumn) -> SafeString:
+        """Under the emails, what the allocation footers show; the note on pending edits
+        only for people who can make them."""
+        if column.name != "email":
+            return super().footer_cell(column)
+        request = getattr(self, "request", None)
+        can_edit = request is not None and request.user.can_edit_console
+        note = ' <span class="pool-note">after pending edits</span>' if can_edit else ""
+        return format_html('<td class="pool-label">Unassigned{}</td>', mark_safe(note))  # noqa: S308
 
     def order_runs_out_days(self, queryset: QuerySet, is_descending: bool) -> tuple[QuerySet, bool]:
         """Soonest first (or last); users without a forecast always at the end."""

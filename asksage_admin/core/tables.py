@@ -6,6 +6,10 @@ from typing import Any
 
 import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
+from django.http import HttpRequest
+from django.utils.html import conditional_escape, escape, format_html
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
 
 # The most rows one page renders, whatever ?per_page= asks: a page is not an export.
 MAX_PER_PAGE = 500
@@ -27,6 +31,70 @@ class BaseTable(tables.Table):
     def paginate(self, *args: Any, per_page: int | None = None, **kwargs: Any) -> BaseTable:
         # Every RequestConfig passes the request's ?per_page= through here.
         return super().paginate(*args, per_page=capped_per_page(per_page), **kwargs)
+
+    # The header, footer and pagination below are the markup of django-tables2's template
+    # (includes/table.html uses them), written in Python: rendered by the template engine,
+    # tag by tag, they cost 2-3 ms of a ten-column table's page.
+
+    def lean_thead(self) -> SafeString:
+        """<thead>: each column's th attributes and, when orderable, its sort link."""
+        cells = []
+        for column in self.columns:
+            header = conditional_escape(column.header)
+            if column.orderable:
+                href = self._query(**{self.prefixed_order_by_field: column.order_by_alias.next})
+                header = format_html('<a href="{}">{}</a>', href, header)
+            cells.append(format_html("<th {}>{}</th>", column.attrs["th"].as_html(), header))
+        return format_html("<thead>\n<tr>{}</tr>\n</thead>", mark_safe("".join(cells)))  # noqa: S308
+
+    def lean_tfoot(self) -> SafeString:
+        """<tfoot>: each column's footer (SafeString footers as they are, others escaped)."""
+        cells = "".join(self.footer_cell(column) for column in self.columns)
+        return format_html("<tfoot>\n<tr>{}</tr>\n</tfoot>", mark_safe(cells))  # noqa: S308
+
+    def footer_cell(self, column: tables.columns.BoundColumn) -> SafeString:
+        return format_html("<td {}>{}</td>", column.attrs["tf"].as_html(), column.footer)
+
+    def lean_pagination(self) -> SafeString:
+        """Previous / "Page N of M · R rows" / Next. The links carry the page number and,
+        when the paginator offers one, a seek (metrics.pagination)."""
+        page = getattr(self, "page", None)
+        if not page or self.paginator.num_pages <= 1:
+            return mark_safe("")
+        field = self.prefixed_page_field
+        links = [
+            format_html('<a href="{}">← Previous</a>', self._page_query(page, field, previous=True))
+            if page.has_previous()
+            else "",
+            format_html(
+                "<span>Page {} of {} · {} rows</span>",
+                page.number,
+                self.paginator.num_pages,
+                self.paginator.count,
+            ),
+            format_html('<a href="{}">Next →</a>', self._page_query(page, field, previous=False))
+            if page.has_next()
+            else "",
+        ]
+        return format_html(
+            '<nav class="pagination" aria-label="Pages">\n{}\n</nav>',
+            mark_safe("\n".join(links)),  # noqa: S308 (each part escaped by format_html)
+        )
+
+    def _page_query(self, page: Any, field: str, *, previous: bool) -> SafeString:
+        number = page.previous_page_number() if previous else page.next_page_number()
+        seek = getattr(page, "previous_seek" if previous else "next_seek", "")
+        if seek:
+            return self._query(**{field: number, "seek": seek})
+        return self._query(**{field: number})
+
+    def _query(self, **updates: Any) -> SafeString:
+        """As django-tables2's {% querystring_replace %}: the request's query string with
+        these keys replaced, escaped for an attribute."""
+        request: HttpRequest | None = getattr(self, "request", None)
+        params: dict[str, Any] = dict(request.GET) if request is not None else {}
+        params.update(updates)
+        return mark_safe(escape("?" + urlencode(params, doseq=True)))  # noqa: S308
 
 
 class TokenColumn(tables.Column):

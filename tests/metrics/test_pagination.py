@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
+from django.utils import timezone
 
 from asksage_admin.core.models import ActivityLog
 from metrics.user_usage import usage_months
+from tests import factories
 from tests.tokens.helpers import people, usage
+from tokens.models import TemporaryAllocation
 
 pytestmark = pytest.mark.django_db
 USERS = "/org/users/"
@@ -88,3 +92,29 @@ def test_activity_last_page_is_the_oldest(org_admin_client, enterprise):
     # bulk_create gives one timestamp: ties broken by id, newest (highest) first.
     assert actors == [f"{i:03d}" for i in range(19, -1, -1)]
     assert "Page 3 of 3" in last
+
+
+def test_the_row_count_is_read_without_the_usage_joins(
+    org_admin_client, sixty_users, enterprise, other_enterprise, django_assert_max_num_queries
+):
+    """Counted on the users alone (no roll-up or extra joins), and still exactly the rows
+    the filter lists: users with usage in both months and a running extra count once."""
+    _, previous = usage_months(enterprise)
+    ends = timezone.now() + dt.timedelta(days=2)
+    for user in sixty_users[1:4]:
+        usage(user, previous, inference=5)
+        TemporaryAllocation.objects.create(
+            enterprise=enterprise, user=user, extra_inference=9, until=ends.date(), ends_at=ends
+        )
+    factories.make_user(enterprise=other_enterprise)  # never counted here
+
+    with django_assert_max_num_queries(50) as page:
+        body = org_admin_client.get(USERS, {"sort": "-prev_month_inference"}).content.decode()
+    assert "Page 1 of 3 · 60 rows" in body
+    counts = [q["sql"] for q in page.captured_queries if 'FROM "accounts_user"' in q["sql"]]
+    counts = [sql for sql in counts if "COUNT(*)" in sql]
+    assert len(counts) == 1 and "JOIN" not in counts[0]
+
+    members = org_admin_client.get(USERS, {"role": "member", "per_page": 20, "page": 3})
+    assert "Page 3 of 3 · 59 rows" in members.content.decode()  # everyone but the admin
+    assert len(_emails(members)) == 19
