@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import get_script_prefix, reverse
 
 from accounts.access import console_enterprise
 
@@ -22,6 +25,13 @@ CONSOLE_NAV = [
 ]
 
 
+@functools.lru_cache(maxsize=8)
+def _console_nav(script_prefix: str) -> list[tuple[str, str, str]]:
+    """(url name, url, label): reversed once per process (and script prefix), not ten
+    {% url %} tags on every console page."""
+    return [(name, reverse(name), label) for name, label in CONSOLE_NAV]
+
+
 def console(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -31,6 +41,6 @@ def console(request: HttpRequest) -> dict:
         "console_enterprise": enterprise,
         # The Settings button shows only once MFA is set up *and* this session is verified.
         "can_open_console": enterprise is not None and user.is_verified(),
-        "console_nav": CONSOLE_NAV,
+        "console_nav": _console_nav(get_script_prefix()),
         "sales_email": settings.SALES_EMAIL,
     }
