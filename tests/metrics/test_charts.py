@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import date
 
 import pytest
-from django.template.loader import render_to_string
+from django.template import Context, Template
 
 from metrics.charts import EMBEDDING_COLOR, INFERENCE_COLOR, compact, monthly_usage_chart, nice_step
 from metrics.queries import MonthRow, add_months
@@ -21,8 +21,7 @@ def rows(totals: list[tuple[int, int]], *, first: date = date(2024, 1, 1)) -> li
 
 
 def render(chart, chart_id: str = "t") -> ET.Element:
-    markup = render_to_string("metrics/charts/bar_chart.svg", {"chart": chart, "id": chart_id})
-    return ET.fromstring(markup.split("{% endcomment %}")[-1].strip())
+    return ET.fromstring(chart.svg(chart_id))
 
 
 def texts(svg: ET.Element) -> list[str]:
@@ -53,9 +52,8 @@ def test_nice_step_covers_the_maximum_in_five_steps(maximum, step):
 
 
 def test_chart_is_well_formed_svg_without_style_script_or_external_resources():
-    markup = render_to_string(
-        "metrics/charts/bar_chart.svg",
-        {"chart": monthly_usage_chart(rows([(100, 50)] * 3)), "id": "t"},
+    markup = Template('{% load chart_tags %}{% bar_chart chart "t" %}').render(
+        Context({"chart": monthly_usage_chart(rows([(100, 50)] * 3))})
     )
     assert "<style" not in markup
     assert "style=" not in markup
@@ -137,3 +135,11 @@ def test_pages_with_charts_send_a_strict_csp_and_no_inline_style(org_admin_clien
         assert not re.search(r"\sstyle=", body), url
         assert "<style" not in body, url
         assert "<svg" in body, url
+
+
+def test_texts_and_the_id_are_escaped():
+    chart = monthly_usage_chart(rows([(100, 50)] * 3))
+    chart.title = 'Use <b>"bold"</b> & more'
+    svg = render(chart, chart_id='a"b')
+    assert svg.find(f"{SVG}title").text == 'Use <b>"bold"</b> & more'
+    assert svg.get("data-testid") == 'a"b-chart'
