@@ -11,7 +11,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from asksage_admin.core.models import ActivityLog
-from asksage_admin.core.widgets import QuickSelect
+from asksage_admin.core.widgets import QuickDateInput, QuickSelect, QuickTextInput
 from metrics.models import EnterpriseMonthlyUsage
 from metrics.queries import MonthRange
 
@@ -42,7 +42,7 @@ class ActivityLogFilterSet(django_filters.FilterSet):
         lookup_expr="icontains",
         label="Actor email",
         max_length=254,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "name@example.com"}),
+        widget=QuickTextInput(attrs={"type": "search", "placeholder": "name@example.com"}),
     )
     action = django_filters.ChoiceFilter(
         choices=ActivityLog.Action.choices,
@@ -51,10 +51,10 @@ class ActivityLogFilterSet(django_filters.FilterSet):
         widget=QuickSelect,
     )
     date_from = django_filters.DateFilter(
-        method="filter_from", label="From", widget=forms.DateInput(attrs={"type": "date"})
+        method="filter_from", label="From", widget=QuickDateInput(attrs={"type": "date"})
     )
     date_to = django_filters.DateFilter(
-        method="filter_to", label="To", widget=forms.DateInput(attrs={"type": "date"})
+        method="filter_to", label="To", widget=QuickDateInput(attrs={"type": "date"})
     )
 
     class Meta:
@@ -83,7 +83,7 @@ LATEST_MONTH = dt.date(9998, 12, 1)
 class MonthField(forms.Field):
     """A calendar month typed as YYYY-MM (what <input type="month"> sends): its first day."""
 
-    widget = forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM", "maxlength": 7})
+    widget = QuickTextInput(attrs={"type": "month", "placeholder": "YYYY-MM", "maxlength": 7})
 
     def to_python(self, value: Any) -> dt.date | None:
         text = str(value or "").strip()

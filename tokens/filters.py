@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import django_filters
-from django import forms
 from django.db.models import Q, QuerySet
 
 from accounts.models import STATUS_LABELS, User
-from asksage_admin.core.widgets import QuickSelect
+from asksage_admin.core.widgets import QuickSelect, QuickTextInput
 
 
 class UserFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         method="search",
         label="Search",
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Email or name"}),
+        widget=QuickTextInput(attrs={"type": "search", "placeholder": "Email or name"}),
     )
     role = django_filters.ChoiceFilter(
         choices=User.Role.choices, empty_label="Any role", widget=QuickSelect

@@ -1,8 +1,9 @@
-"""A <select> built in Python.
+"""A <select> and <input>s built in Python.
 
 Django renders a Select through a template and every <option> through another one: the
-Activity Logs filter's 40 actions cost 5 ms of each page. This widget writes the same
-markup (attributes, selected option, option groups) with format_html instead.
+Activity Logs filter's 40 actions cost 5 ms of each page. These widgets write the same
+markup (attributes, selected option, option groups; an input's value) with format_html
+instead (an <input> through its two templates cost ~0.3 ms, on every filtered page).
 """
 
 from __future__ import annotations
@@ -50,3 +51,28 @@ class QuickSelect(forms.Select):
             _attrs(widget["attrs"]),
             mark_safe("".join(parts)),  # noqa: S308 (each part escaped by format_html above)
         )
+
+
+class QuickInputMixin:
+    """For an Input widget: Django's input.html, written in Python."""
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        widget = self.get_context(name, value, attrs)["widget"]  # type: ignore[attr-defined]
+        shown = widget["value"]
+        return format_html(
+            '<input type="{}" name="{}"{}{}>',
+            widget["type"],
+            widget["name"],
+            format_html(' value="{}"', str(shown)) if shown is not None else "",
+            _attrs(widget["attrs"]),
+        )
+
+
+class QuickTextInput(QuickInputMixin, forms.TextInput):
+    pass
+
+
+class QuickDateInput(QuickInputMixin, forms.DateInput):
+    pass

@@ -1,4 +1,4 @@
-"""QuickSelect writes the <select> Django's template-rendered Select writes."""
+"""QuickSelect and the quick inputs write what Django's template-rendered widgets write."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import pytest
 from django import forms
 
-from asksage_admin.core.widgets import QuickSelect
+from asksage_admin.core.widgets import QuickDateInput, QuickSelect, QuickTextInput
 
 CHOICES = [("", "Any"), ("a", "Alpha"), ("b<x>", "B & <b>"), ("Group", [("g1", "One")])]
 
@@ -30,3 +30,15 @@ def test_the_chosen_option_is_selected_and_values_are_escaped():
 
     assert '<option value="b&lt;x&gt;" selected>B &amp; &lt;b&gt;</option>' in html
     assert html.count(" selected") == 1
+
+
+@pytest.mark.parametrize("value", [None, "", "2026-05", 'a"<b>&', 7])
+@pytest.mark.parametrize(
+    ("plain", "quick"), [(forms.TextInput, QuickTextInput), (forms.DateInput, QuickDateInput)]
+)
+def test_quick_inputs_match_djangos(plain, quick, value):
+    attrs = {"id": "id_q", "type": "search", "placeholder": "Email <or> name", "required": True}
+    expected = plain(attrs=attrs).render("q", value, attrs={"maxlength": 7, "readonly": False})
+    written = quick(attrs=attrs).render("q", value, attrs={"maxlength": 7, "readonly": False})
+
+    assert _normalised(written) == _normalised(expected)
