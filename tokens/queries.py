@@ -9,7 +9,7 @@ from django.db import connections, router
 from django.utils import timezone
 
 from accounts.models import Enterprise, User
-from tokens.models import ACTIVE_SQL, TokenPurchase
+from tokens.models import ACTIVE_SQL
 
 
 @dataclass(frozen=True)
@@ -36,32 +36,53 @@ class PoolTotals:
         }
 
 
+# What an enterprise's users hold: their allocations (a) and the temporary extras still
+# counting (t). Parameters: enterprise, enterprise, the instant.
+_ACTIVE = ACTIVE_SQL.format(now="%s")
+_ASSIGNED_FROM = f"""
+  (SELECT coalesce(sum(u.max_inference_tokens), 0) AS inference,
+          coalesce(sum(u.max_embedding_tokens), 0) AS training
+   FROM accounts_user u WHERE u.enterprise_id = %s) a,
+  (SELECT coalesce(sum(x.extra_inference), 0) AS extra FROM tokens_temporaryallocation x
+   JOIN accounts_user v ON v.id = x.user_id AND v.enterprise_id = x.enterprise_id
+   WHERE x.enterprise_id = %s AND {_ACTIVE}) t"""  # noqa: S608 (our names only)
+_ASSIGNED_SQL = f"SELECT a.inference + t.extra, a.training FROM {_ASSIGNED_FROM}"  # noqa: S608
+# The same, and what the enterprise bought (p); parameters: as above, then the enterprise.
+_POOLS_SQL = f"""
+SELECT p.inference, p.training, a.inference + t.extra, a.training FROM {_ASSIGNED_FROM},
+  (SELECT coalesce(sum(b.inference_tokens), 0) AS inference,
+          coalesce(sum(b.training_tokens), 0) AS training
+   FROM tokens_tokenpurchase b WHERE b.enterprise_id = %s) p
+"""  # noqa: S608 (our names only; values are parameters)
+
+
+def _fetch(sql: str, params: list) -> tuple:
+    # Through the router, like the ORM: the replica on report pages, the primary in a write.
+    with connections[router.db_for_read(User)].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
 def assigned_totals(enterprise: Enterprise, now: dt.datetime | None = None) -> dict[str, int]:
     """Sums of the users' allocations (Banned users' allocations still count).
 
     Inference includes the temporary allocations still counting at `now`: they reserve pool
     capacity until they end (TemporaryAllocation). One query.
     """
-    active = ACTIVE_SQL.format(now="%s")
-    sql = f"""
-SELECT coalesce(sum(u.max_inference_tokens), 0), coalesce(sum(u.max_embedding_tokens), 0),
-       (SELECT coalesce(sum(x.extra_inference), 0) FROM tokens_temporaryallocation x
-        JOIN accounts_user v ON v.id = x.user_id AND v.enterprise_id = x.enterprise_id
-        WHERE x.enterprise_id = %s AND {active})
-FROM accounts_user u WHERE u.enterprise_id = %s
-"""  # noqa: S608 (our names only; values are parameters)
-    # Through the router, like the ORM: the replica on report pages, the primary in a write.
-    with connections[router.db_for_read(User)].cursor() as cursor:
-        cursor.execute(sql, [enterprise.pk, now or timezone.now(), enterprise.pk])
-        base, training, extra = cursor.fetchone()
-    return {"inference": int(base) + int(extra), "training": int(training)}
+    inference, training = _fetch(
+        _ASSIGNED_SQL, [enterprise.pk, enterprise.pk, now or timezone.now()]
+    )
+    return {"inference": int(inference), "training": int(training)}
 
 
 def pool_totals(enterprise: Enterprise) -> PoolTotals:
-    """Purchased, assigned and unassigned for both pools, in two queries."""
-    purchased = TokenPurchase.objects.filter(enterprise=enterprise).totals()
-    assigned = assigned_totals(enterprise)
+    """Purchased, assigned and unassigned for both pools, in one query (the purchases as
+    TokenPurchase.objects.totals() sums them, the assignments as assigned_totals)."""
+    pk = enterprise.pk
+    bought_inference, bought_training, inference, training = _fetch(
+        _POOLS_SQL, [pk, pk, timezone.now(), pk]
+    )
     return PoolTotals(
-        inference=Pool(purchased["inference"], assigned["inference"]),
-        training=Pool(purchased["training"], assigned["training"]),
+        inference=Pool(int(bought_inference), int(inference)),
+        training=Pool(int(bought_training), int(training)),
     )

@@ -116,3 +116,20 @@ def test_ledger_lines_cannot_be_deleted_in_bulk(enterprise):
     with pytest.raises(AppendOnlyError):
         TokenPurchase.objects.filter(enterprise=enterprise).delete()
     assert TokenPurchase.objects.count() == 1
+
+
+def test_pool_totals_read_in_one_query_and_only_this_enterprise(
+    staff_user, enterprise, other_enterprise, django_assert_num_queries
+):
+    _record(staff_user, enterprise, 3_000_000, 40_000, reference="A")
+    _record(staff_user, enterprise, -1_000_000, 0, reference="A-correction")
+    _record(staff_user, other_enterprise, 9_000_000, 9_000_000, reference="B")
+    people(enterprise, 2)  # 400,000 inference assigned
+    people(other_enterprise, 3)
+
+    with django_assert_num_queries(1):
+        totals = pool_totals(enterprise)
+
+    assert (totals.inference.purchased, totals.training.purchased) == (2_000_000, 40_000)
+    assert totals.inference.assigned == 400_000
+    assert totals.inference.unassigned == 1_600_000
