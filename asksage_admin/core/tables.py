@@ -7,6 +7,7 @@ from typing import Any
 import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import HttpRequest
+from django.utils.functional import cached_property
 from django.utils.html import conditional_escape, escape, format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
@@ -44,7 +45,8 @@ class BaseTable(tables.Table):
             if column.orderable:
                 href = self._query(**{self.prefixed_order_by_field: column.order_by_alias.next})
                 header = format_html('<a href="{}">{}</a>', href, header)
-            cells.append(format_html("<th {}>{}</th>", column.attrs["th"].as_html(), header))
+            th = self._column_attrs[column.name]["th"].as_html()
+            cells.append(format_html("<th {}>{}</th>", th, header))
         return format_html("<thead>\n<tr>{}</tr>\n</thead>", mark_safe("".join(cells)))  # noqa: S308
 
     def lean_tfoot(self) -> SafeString:
@@ -53,7 +55,16 @@ class BaseTable(tables.Table):
         return format_html("<tfoot>\n<tr>{}</tr>\n</tfoot>", mark_safe(cells))  # noqa: S308
 
     def footer_cell(self, column: tables.columns.BoundColumn) -> SafeString:
-        return format_html("<td {}>{}</td>", column.attrs["tf"].as_html(), column.footer)
+        # column.footer inspects the footer's signature: asked only of columns that have one.
+        footer = column.footer if column.has_footer() else ""
+        return format_html(
+            "<td {}>{}</td>", self._column_attrs[column.name]["tf"].as_html(), footer
+        )
+
+    @cached_property
+    def _column_attrs(self) -> dict[str, dict[str, Any]]:
+        """Each column's attributes (th, td, tf), computed once for the header and footer."""
+        return {column.name: column.attrs for column in self.columns}
 
     def lean_pagination(self) -> SafeString:
         """Previous / "Page N of M · R rows" / Next. The links carry the page number and,
@@ -91,10 +102,13 @@ class BaseTable(tables.Table):
     def _query(self, **updates: Any) -> SafeString:
         """As django-tables2's {% querystring_replace %}: the request's query string with
         these keys replaced, escaped for an attribute."""
-        request: HttpRequest | None = getattr(self, "request", None)
-        params: dict[str, Any] = dict(request.GET) if request is not None else {}
-        params.update(updates)
+        params = {**self._request_query, **updates}
         return mark_safe(escape("?" + urlencode(params, doseq=True)))  # noqa: S308
+
+    @cached_property
+    def _request_query(self) -> dict[str, list[str]]:
+        request: HttpRequest | None = getattr(self, "request", None)
+        return dict(request.GET.lists()) if request is not None else {}
 
 
 class TokenColumn(tables.Column):
