@@ -424,8 +424,11 @@ class DashboardUsage:
         return min(100, self.training_used * 100 // self.training_purchased)
 
 
-def dashboard_usage(enterprise: Enterprise, today: date | None = None) -> DashboardUsage:
-    """Usage figures of the Dashboard in three queries; `today` is in the enterprise's zone."""
+def dashboard_usage(
+    enterprise: Enterprise, today: date | None = None, *, purchased: dict[str, int] | None = None
+) -> DashboardUsage:
+    """Usage figures of the Dashboard in three queries; `today` is in the enterprise's zone.
+    Two when the caller has the purchased pools already (the Dashboard reads pool_totals)."""
     month = (today or timezone.localdate(timezone=enterprise.tzinfo)).replace(day=1)
     previous = add_months(month, -1)
     sums = EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise).aggregate(
@@ -434,7 +437,8 @@ def dashboard_usage(enterprise: Enterprise, today: date | None = None) -> Dashbo
         previous=Sum("inference_tokens", filter=Q(month=previous), default=0),
         training_used=Sum("embedding_tokens", default=0),
     )
-    purchased = TokenPurchase.objects.filter(enterprise=enterprise).totals()
+    if purchased is None:
+        purchased = TokenPurchase.objects.filter(enterprise=enterprise).totals()
     over = MonthlyUsage.objects.filter(
         enterprise=enterprise,
         month=month,

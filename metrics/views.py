@@ -67,8 +67,9 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "last_reconcile": ReconcileRun.objects.last_passed(),
         "last_chain_check": ChainVerification.objects.latest_run(),
     }
-    ctx["usage"] = usage = queries.dashboard_usage(enterprise)
-    ctx["pools"] = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
+    ctx["pools"] = pools = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
+    bought = {"inference": pools.inference.purchased, "training": pools.training.purchased}
+    ctx["usage"] = usage = queries.dashboard_usage(enterprise, purchased=bought)
     ctx["recent_alerts"] = alerts.recent_alerts(enterprise)
     ctx["forecast"] = forecast.enterprise_forecast(
         enterprise,

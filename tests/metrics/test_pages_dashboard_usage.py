@@ -35,6 +35,22 @@ def test_capacity_is_the_purchase_ledger_sum(enterprise):
     assert queries.dashboard_usage(enterprise).capacity == 2_500_000
 
 
+def test_the_dashboard_sums_the_purchase_ledger_once(
+    org_admin_client, enterprise, member, django_assert_max_num_queries
+):
+    make_purchase(enterprise, inference=3_000_000, training=10)
+    make_purchase(enterprise, inference=-500_000)
+    add_usage(member, this_month(enterprise), inference=250_000)
+
+    with django_assert_max_num_queries(40) as page:
+        body = org_admin_client.get("/org/").content.decode()
+
+    section = re.search(r'data-testid="dashboard-usage">(.*?)</section>', body, re.S)[1]
+    assert "10.0% of 2,500,000 monthly capacity" in section
+    ledger = [q for q in page.captured_queries if "tokens_tokenpurchase" in q["sql"]]
+    assert len(ledger) == 1
+
+
 def test_previous_months_do_not_count_as_this_month(enterprise, member):
     month = date(2025, 6, 1)
     add_usage(member, date(2025, 5, 1), inference=900)
