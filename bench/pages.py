@@ -13,9 +13,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bench import http_server
-from bench.report import median, percentile, table, verdict
+from bench.report import cpu_check, median, percentile, table, verdict
 from bench.scale import BIG, HUGE, admin_client
 
+LIGHTEST = "Exports (lightest page)"
 # (label, path) of every console page measured on the 10,000-user enterprise.
 PAGES = [
     ("Dashboard", "/org/"),
@@ -39,9 +40,9 @@ PAGES = [
     ("Activity Logs, last page", "/org/activity/?page=last"),
     ("Activity Logs, filtered", "/org/activity/?action=allocation_changed"),
     ("Activity Logs, by actor", "/org/activity/?actor=u2%40"),
-    # The lightest console page (a list of links and one count): what any page costs before
-    # its own work (session, user, MFA device, layout, navigation) on this machine.
-    ("Exports (the floor)", "/org/exports/"),
+    # The lightest console page (links, one count, eight recent downloads): close to what any
+    # page costs before its own work (session, user, MFA device, layout, navigation).
+    (LIGHTEST, "/org/exports/"),
 ]
 
 EXPORTS = [
@@ -157,9 +158,10 @@ def run_pages(*, requests: int, app_dir: Path, port: int) -> None:
 
 
 def _pages(requests: int, server: http_server.Server) -> None:
+    print(cpu_check())
     local, _ = admin_client(BIG)
     remote = HttpClient(server.port, BIG)
-    rows = []
+    measured = []
     for label, raw_path in PAGES:
         path = _resolve(raw_path, local)
         for _ in range(3):  # warm-up: caches, connection, template loading
@@ -181,19 +183,25 @@ def _pages(requests: int, server: http_server.Server) -> None:
         in_process = median([_timed(local, path) for _ in range(max(5, requests // 4))])
         p50, p95 = median(times) * 1000, percentile(times, 95) * 1000
         sql = _sql_alone(queries, repeat=max(5, requests // 4)) * 1000
-        python = p50 - sql
-        ok = p95 < PAGE_P95_MS and python <= PYTHON_MS
-        rows.append(
-            [label, f"{p50:.1f}", f"{p95:.1f}", f"{sql:.1f}", f"{python:.1f}", len(queries),
-             f"{in_process * 1000:.1f}", verdict(ok)]
-        )  # fmt: skip
+        measured.append((label, p50, p95, sql, p50 - sql, len(queries), in_process * 1000))
+    # "beyond lightest": the page's Python time less the lightest page's, i.e. what its own
+    # work costs; it moves less than "Python ms" with the machine's speed.
+    floor = next(python for label, _, _, _, python, _, _ in measured if label == LIGHTEST)
+    rows = [
+        [label, f"{p50:.1f}", f"{p95:.1f}", f"{sql:.1f}", f"{python:.1f}",
+         f"{python - floor:+.1f}", count, f"{in_process:.1f}",
+         verdict(p95 < PAGE_P95_MS and python <= PYTHON_MS)]
+        for label, p50, p95, sql, python, count, in_process in measured
+    ]  # fmt: skip
     table(
         f"Console pages over HTTP (gunicorn, 1 worker, production settings), 10,000-user "
         f"enterprise, {requests} requests each; target p95 < {PAGE_P95_MS} ms and Python "
         f"(page - SQL) <= {PYTHON_MS} ms",
-        ["page", "p50 ms", "p95 ms", "SQL ms", "Python ms", "queries", "in-proc p50", "target"],
+        ["page", "p50 ms", "p95 ms", "SQL ms", "Python ms", "beyond lightest", "queries",
+         "in-proc p50", "target"],
         rows,
-    )
+    )  # fmt: skip
+    print(cpu_check())
 
 
 def _timed(client, path: str) -> float:
