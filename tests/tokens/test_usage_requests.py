@@ -226,9 +226,10 @@ def test_requests_page_query_count_does_not_grow_with_rows(org_admin_client, ent
 
 
 def test_sidebar_badge_is_one_count_query_on_every_console_page(
-    org_admin_client, auditor_client, member
+    org_admin_client, auditor_client, member, other_enterprise
 ):
     ask(member)
+    ask(factories.make_user(enterprise=other_enterprise))  # another enterprise's: not counted
     with CaptureQueriesContext(connection) as ctx:
         page = org_admin_client.get("/org/").content.decode()
     counts = [q for q in ctx.captured_queries if "tokens_usagerequest" in q["sql"]]
