@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -143,6 +144,34 @@ class EnterpriseForecast:
     method: str = METHOD
 
 
+# How long the Dashboard reuses an enterprise's window sums (seconds).
+WINDOW_SUMS_SECONDS = 60
+
+
+def _window_days(enterprise_id: int, first: dt.date, last: dt.date) -> list[tuple[int, int]]:
+    """(inference, embedding) of each window day with usage, kept a minute per worker.
+
+    The window ends yesterday, so today's events never change it; only a late event for a
+    past day (or a new day, which is a new key) does. Summing it reads every user's day
+    roll-ups (~22,000 index entries, 5 ms at 10,000 users) on each Dashboard.
+    """
+    key = f"enterprise-window-sums:{enterprise_id}:{first}:{last}"
+    found = cache.get(key)
+    if found is None:
+        found = [
+            (int(inference), int(embedding))
+            for inference, embedding in DailyUsage.objects.filter(
+                enterprise_id=enterprise_id, day__gte=first, day__lte=last
+            )
+            .values("day")
+            .annotate(inference=Sum("inference_tokens"), embedding=Sum("embedding_tokens"))
+            .order_by()
+            .values_list("inference", "embedding")
+        ]
+        cache.set(key, found, WINDOW_SUMS_SECONDS)
+    return found
+
+
 def enterprise_forecast(
     enterprise: Enterprise,
     *,
@@ -154,17 +183,10 @@ def enterprise_forecast(
 ) -> EnterpriseForecast:
     """The Dashboard's two forecasts from one query over the enterprise's window days."""
     first, last = window(today)
-    rows = (
-        DailyUsage.objects.filter(enterprise=enterprise, day__gte=first, day__lte=last)
-        .values("day")
-        .annotate(inference=Sum("inference_tokens"), embedding=Sum("embedding_tokens"))
-        .order_by()
-        .values_list("inference", "embedding")
-    )
     inference_days, embedding_days = [], []
-    for inference, embedding in rows:
-        inference_days.append(int(inference))
-        embedding_days.append(int(embedding))
+    for inference, embedding in _window_days(enterprise.pk, first, last):
+        inference_days.append(inference)
+        embedding_days.append(embedding)
     return EnterpriseForecast(
         inference=(
             _pool(capacity - month_inference, trimmed_total(inference_days), today, monthly=True)

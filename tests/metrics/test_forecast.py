@@ -310,3 +310,40 @@ def test_dashboard_gives_no_forecast_without_recent_use(org_admin_client, enterp
 
     assert "no forecast for the training pool" in html
     assert "no forecast for this month" in html
+
+
+@pytest.mark.django_db
+def test_the_dashboard_sums_the_window_once_a_minute(
+    org_admin_client, enterprise, member, other_enterprise, django_assert_max_num_queries
+):
+    """The window ends yesterday: today's events never move it, so a worker keeps its sums a
+    minute instead of reading every user's day roll-ups on each Dashboard; a new day is a new
+    window, and another enterprise's window is its own."""
+    today = _today(enterprise)
+    first, last = forecast.window(today)
+    stranger = factories.make_user(enterprise=other_enterprise)
+    for who, tokens in ((member, 1_300), (stranger, 6_500)):
+        for offset in (0, 1):  # two days: the busiest one is left out of the rate
+            DailyUsage.objects.create(
+                user=who,
+                enterprise=who.enterprise,
+                day=first + dt.timedelta(days=offset),
+                inference_tokens=tokens,
+            )
+
+    def sums(when: dt.date, of=enterprise) -> tuple[int, int]:
+        result = forecast.enterprise_forecast(
+            of, capacity=10**6, month_inference=0, training_purchased=0, training_used=0,
+            today=when,
+        )  # fmt: skip
+        return result.inference.daily_rate, result.window_last.toordinal()
+
+    assert sums(today) == (1_300 // (WINDOW_DAYS - 1), last.toordinal())  # 100 a day
+    assert sums(today, other_enterprise) == (500, last.toordinal())
+    # A late event for yesterday: the sums kept for the minute do not see it yet.
+    DailyUsage.objects.create(user=member, enterprise=enterprise, day=last, inference_tokens=65)
+    with django_assert_max_num_queries(0):
+        assert sums(today)[0] == 100
+    # Tomorrow's window (first day dropped, yesterday kept) is read afresh.
+    tomorrow = today + dt.timedelta(days=1)
+    assert sums(tomorrow) == (65 // (WINDOW_DAYS - 1), today.toordinal())
