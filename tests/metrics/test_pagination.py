@@ -118,3 +118,26 @@ def test_the_row_count_is_read_without_the_usage_joins(
     members = org_admin_client.get(USERS, {"role": "member", "per_page": 20, "page": 3})
     assert "Page 3 of 3 · 59 rows" in members.content.decode()  # everyone but the admin
     assert len(_emails(members)) == 19
+
+
+def test_a_middle_page_inside_the_first_part_reads_no_count_of_it(
+    org_admin_client, enterprise, django_assert_max_num_queries
+):
+    """Sorted by usage, the users above zero are one part, those at zero another: a page
+    that lies inside the part read first needs no count of that part (only the row count)."""
+    this_month, _ = usage_months(enterprise)
+    users = people(enterprise, 80)
+    for i, user in enumerate(users):
+        usage(user, this_month, inference=i + 1)
+    query = {"sort": "-month_inference", "per_page": 10, "page": 3}
+
+    with django_assert_max_num_queries(50) as page:
+        body = org_admin_client.get(USERS, query).content.decode()
+
+    joined_counts = [
+        q["sql"] for q in page.captured_queries if "COUNT(*)" in q["sql"] and "JOIN" in q["sql"]
+    ]
+    assert joined_counts == []
+    expected = sorted(users, key=lambda u: u.pk, reverse=True)[20:30]  # usage grows with pk
+    assert _emails(org_admin_client.get(USERS, query)) == [u.email for u in expected]
+    assert "Page 3 of 9 · 81 rows" in body
