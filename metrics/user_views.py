@@ -18,7 +18,7 @@ from accounts.access import ConsoleRequest, console_view, get_enterprise_user
 from accounts.models import User
 from accounts.stepup import step_up_required
 from asksage_admin.core.errors import Refused
-from asksage_admin.core.filters import filtered_rows
+from asksage_admin.core.filters import filtered_like, filtered_rows
 from asksage_admin.core.replica import replica_reads
 from metrics import forecast
 from metrics.blocking import explain
@@ -45,8 +45,7 @@ def users(request: ConsoleRequest) -> HttpResponse:
     filters = UserFilter(request.GET, queryset=users_with_usage(enterprise, now))
     # The same users without the usage columns, to count: their joins change no row count,
     # but PostgreSQL would join them all to count (3.8 instead of 1.0 ms at 10,000 users).
-    plain = User.objects.in_enterprise(enterprise)
-    counted = filtered_rows(UserFilter(request.GET, queryset=plain))
+    counted = filtered_like(filters, User.objects.in_enterprise(enterprise))
     pools = pool_totals(enterprise)
     searched = [filters.data.get(name, "") for name in filters.filters]  # not page, not sort
     table = UserTable(filtered_rows(filters), pools=pools)

@@ -26,6 +26,13 @@ def filtered_rows(filterset: FilterSet) -> QuerySet:
     return filterset.qs
 
 
+def filtered_like(filterset: FilterSet, queryset: QuerySet) -> QuerySet:
+    """The same valid filter on another queryset of the same model (none when invalid)."""
+    if filter_problem(filterset):
+        return queryset.none()
+    return filterset.filter_queryset(queryset)
+
+
 def refuse_bad_filter(filterset: FilterSet) -> HttpResponse | None:
     """For exports: a 400 naming the bad input, or None when the filter is valid."""
     problem = filter_problem(filterset)
