@@ -422,7 +422,9 @@ def test_a_large_import_mails_after_the_response(org_admin_client, room, setting
     assert len(mail.outbox) == invitations.INLINE_MAILS + 1
 
 
-@pytest.mark.parametrize("count", [3, 300])
+# SQLite binds at most 999 values a statement, so Django splits 300 rows' activity entries
+# into ~16 INSERTs there; the fixed count is PostgreSQL's (the database of record).
+@pytest.mark.parametrize("count", [3, pytest.param(300, marks=pytest.mark.postgres)])
 def test_preview_and_import_queries_do_not_grow_with_rows(
     org_admin_client, room, enterprise, count, django_assert_max_num_queries
 ):
