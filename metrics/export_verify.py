@@ -13,8 +13,9 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.http import HttpRequest
 
 from accounts.models import Enterprise
@@ -99,10 +100,15 @@ def file_sha256(upload: UploadedFile) -> str:
 
 def matching_exports(enterprise: Enterprise, sha256: str) -> QuerySet[ActivityLog]:
     """This enterprise's downloads whose bytes had this SHA-256, newest first: one query,
-    through the partial activity_export_sha256_idx (the same ->> expression)."""
+    through the partial activity_export_sha256_idx (the same ->> expression).
+
+    Cast to text: compared bare, Django treats the key as JSON and, on SQLite, parses the
+    hex digest as JSON ("malformed JSON"); PostgreSQL drops the text-to-text cast, so its
+    index still serves the lookup."""
+    key = Cast(KeyTextTransform("sha256", "new_value"), output_field=TextField())
     return (
         ActivityLog.objects.for_enterprise(enterprise)
         .filter(action=ActivityLog.Action.EXPORT_DOWNLOADED)
-        .alias(sha256=KeyTextTransform("sha256", "new_value"))
+        .alias(sha256=key)
         .filter(sha256=sha256.lower())
     )
