@@ -23,6 +23,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
 )
 from django.db.models.functions import Coalesce, Now
@@ -32,7 +33,7 @@ from accounts.models import Enterprise, User
 from metrics import forecast
 from metrics.models import MonthlyUsage, UsageTotal
 from metrics.quota import add_months, usage_month
-from tokens.models import active_allocation
+from tokens.models import TemporaryAllocation, active_allocation
 
 
 def usage_months(enterprise: Enterprise, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
@@ -98,22 +99,29 @@ def _users_with_usage(
             prev_month_inference=Coalesce(
                 F("prev_month_raw"), Value(0), output_field=IntegerField()
             ),
-            # At most one open temporary allocation a user (a constraint): one LEFT JOIN.
-            temporary=FilteredRelation(
-                "temporary_allocations",
-                condition=Q(temporary_allocations__enterprise_id=enterprise_id)
-                & active_allocation(Now(), prefix="temporary_allocations__"),
-            ),
+            # At most one open temporary allocation a user (a constraint). Sub-selects, not
+            # a join: they run for the rows shown only, and a query that reads ids or counts
+            # (a page by number, a row count) leaves them out; as a LEFT JOIN PostgreSQL
+            # could not drop, it was probed for all 10,000 users (6 ms of the Users page 200).
             temp_extra=Coalesce(
-                F("temporary__extra_inference"), Value(0), output_field=IntegerField()
+                Subquery(_running_extra(enterprise_id).values("extra_inference")[:1]),
+                Value(0),
+                output_field=IntegerField(),
             ),
-            temp_until=F("temporary__until"),
+            temp_until=Subquery(_running_extra(enterprise_id).values("until")[:1]),
         )
         .annotate(
             runs_out_days=forecast.user_runs_out_days(today),
             runs_out_from=Value(today, output_field=DateField()),
         )
         .order_by("email")
+    )
+
+
+def _running_extra(enterprise_id: int) -> QuerySet[TemporaryAllocation]:
+    """The user's temporary allocation counting now (at the database's clock), if any."""
+    return TemporaryAllocation.objects.filter(
+        active_allocation(Now()), user=OuterRef("pk"), enterprise_id=enterprise_id
     )
 
 
