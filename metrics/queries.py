@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts.models import Enterprise
 from metrics.models import EnterpriseMonthlyUsage, MonthlyUsage, UsageTotal
 from metrics.quota import add_months, usage_month
-from tokens.models import TokenPurchase
+from tokens.queries import PoolTotals, pool_totals
 
 # Spike rule (Monthly Data): a month is a spike when its total is more than SPIKE_FACTOR
 # times the mean total of the SPIKE_WINDOW months before it, and at least
@@ -425,10 +425,10 @@ class DashboardUsage:
 
 
 def dashboard_usage(
-    enterprise: Enterprise, today: date | None = None, *, purchased: dict[str, int] | None = None
+    enterprise: Enterprise, today: date | None = None, *, pools: PoolTotals | None = None
 ) -> DashboardUsage:
-    """Usage figures of the Dashboard in three queries; `today` is in the enterprise's zone.
-    Two when the caller has the purchased pools already (the Dashboard reads pool_totals)."""
+    """Usage figures of the Dashboard; `today` is in the enterprise's zone. Two queries, and
+    the pools' purchases from `pools` (the Dashboard has read them) or pool_totals."""
     month = (today or timezone.localdate(timezone=enterprise.tzinfo)).replace(day=1)
     previous = add_months(month, -1)
     sums = EnterpriseMonthlyUsage.objects.filter(enterprise=enterprise).aggregate(
@@ -437,8 +437,7 @@ def dashboard_usage(
         previous=Sum("inference_tokens", filter=Q(month=previous), default=0),
         training_used=Sum("embedding_tokens", default=0),
     )
-    if purchased is None:
-        purchased = TokenPurchase.objects.filter(enterprise=enterprise).totals()
+    pools = pools or pool_totals(enterprise)
     over = MonthlyUsage.objects.filter(
         enterprise=enterprise,
         month=month,
@@ -450,8 +449,8 @@ def dashboard_usage(
         inference=int(sums["inference"]),
         embedding=int(sums["embedding"]),
         previous_inference=int(sums["previous"]),
-        capacity=purchased["inference"],
-        training_purchased=purchased["training"],
+        capacity=pools.inference.purchased,
+        training_purchased=pools.training.purchased,
         training_used=int(sums["training_used"]),
         users_over_allocation=over,
     )

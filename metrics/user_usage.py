@@ -33,7 +33,7 @@ from accounts.models import Enterprise, User
 from metrics import forecast
 from metrics.models import MonthlyUsage, UsageTotal
 from metrics.quota import add_months, usage_month
-from tokens.models import TemporaryAllocation, active_allocation
+from tokens.models import TemporaryAllocation
 
 
 def usage_months(enterprise: Enterprise, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
@@ -120,8 +120,8 @@ def _users_with_usage(
 
 def _running_extra(enterprise_id: int) -> QuerySet[TemporaryAllocation]:
     """The user's temporary allocation counting now (at the database's clock), if any."""
-    return TemporaryAllocation.objects.filter(
-        active_allocation(Now()), user=OuterRef("pk"), enterprise_id=enterprise_id
+    return TemporaryAllocation.objects.active(Now()).filter(
+        user=OuterRef("pk"), enterprise_id=enterprise_id
     )
 
 

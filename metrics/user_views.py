@@ -43,8 +43,7 @@ def users(request: ConsoleRequest) -> HttpResponse:
     enterprise = request.enterprise
     now = timezone.now()  # one "this month" for the rows and the usage sorts' index reads
     filters = UserFilter(request.GET, queryset=users_with_usage(enterprise, now))
-    # The same users without the usage columns, to count: their joins change no row count,
-    # but PostgreSQL would join them all to count (3.8 instead of 1.0 ms at 10,000 users).
+    # Counted without the usage columns (see NearEndPaginator's count_rows).
     counted = filtered_like(filters, User.objects.in_enterprise(enterprise))
     pools = pool_totals(enterprise)
     searched = [filters.data.get(name, "") for name in filters.filters]  # not page, not sort

@@ -68,8 +68,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
         "last_chain_check": ChainVerification.objects.latest_run(),
     }
     ctx["pools"] = pools = pool_totals(enterprise)  # token figures: tokens/pool_summary.html
-    bought = {"inference": pools.inference.purchased, "training": pools.training.purchased}
-    ctx["usage"] = usage = queries.dashboard_usage(enterprise, purchased=bought)
+    ctx["usage"] = usage = queries.dashboard_usage(enterprise, pools=pools)
     ctx["recent_alerts"] = alerts.recent_alerts(enterprise)
     ctx["forecast"] = forecast.enterprise_forecast(
         enterprise,

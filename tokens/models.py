@@ -108,20 +108,18 @@ class Invitation(models.Model):
         return f"{self.email} → {self.enterprise}"
 
 
-def active_allocation(now: dt.datetime | Now | None = None, prefix: str = "") -> models.Q:
+def active_allocation(now: dt.datetime | Now | None = None) -> models.Q:
     """A temporary allocation still counts: not ended early and its end not reached (at `now`,
     or at the database's clock when given Now()).
 
-    The one statement of the rule (`prefix` for a lookup through a relation); raw SQL (the
-    quota check, the pool totals, ingest) uses ACTIVE_SQL below, which says the same thing.
+    The one statement of the rule; raw SQL (the quota check, the pool totals, ingest) uses
+    ACTIVE_SQL below, which says the same thing.
     """
-    return models.Q(
-        **{f"{prefix}reverted_at__isnull": True, f"{prefix}ends_at__gt": now or timezone.now()}
-    )
+    return models.Q(reverted_at__isnull=True, ends_at__gt=now or timezone.now())
 
 
 class TemporaryAllocationQuerySet(models.QuerySet["TemporaryAllocation"]):
-    def active(self, now: dt.datetime | None = None) -> TemporaryAllocationQuerySet:
+    def active(self, now: dt.datetime | Now | None = None) -> TemporaryAllocationQuerySet:
         return self.filter(active_allocation(now))
 
     def due(self, now: dt.datetime | None = None) -> TemporaryAllocationQuerySet:
