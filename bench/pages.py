@@ -161,29 +161,39 @@ def _pages(requests: int, server: http_server.Server) -> None:
     print(cpu_check())
     local, _ = admin_client(BIG)
     remote = HttpClient(server.port, BIG)
-    measured = []
-    for label, raw_path in PAGES:
-        path = _resolve(raw_path, local)
+    paths = [(label, _resolve(raw_path, local)) for label, raw_path in PAGES]
+    queries: dict[str, list[dict]] = {}
+    for label, path in paths:
         for _ in range(3):  # warm-up: caches, connection, template loading
             local.get(path)
             remote.get(path)
         with CaptureQueriesContext(connection) as captured:
             local.get(path)
-        queries = [
+        queries[label] = [
             q
             for q in captured.captured_queries
             if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))
         ]
-        times = []
-        for _ in range(requests):
+    # Round-robin, one request of each page in turn: this machine's speed drifts by tens of
+    # percent within a minute, and page after page that drift landed on whichever pages
+    # were measured then. Interleaved, every page sees the same machine.
+    times: dict[str, list[float]] = {label: [] for label, _ in paths}
+    for _ in range(requests):
+        for label, path in paths:
             elapsed, status, _ = remote.get(path)
             if status != 200:
                 raise SystemExit(f"{path} answered {status} over HTTP")
-            times.append(elapsed)
-        in_process = median([_timed(local, path) for _ in range(max(5, requests // 4))])
-        p50, p95 = median(times) * 1000, percentile(times, 95) * 1000
-        sql = _sql_alone(queries, repeat=max(5, requests // 4)) * 1000
-        measured.append((label, p50, p95, sql, p50 - sql, len(queries), in_process * 1000))
+            times[label].append(elapsed)
+    in_process: dict[str, list[float]] = {label: [] for label, _ in paths}
+    for _ in range(max(5, requests // 4)):
+        for label, path in paths:
+            in_process[label].append(_timed(local, path))
+    measured = []
+    for label, _ in paths:
+        p50, p95 = median(times[label]) * 1000, percentile(times[label], 95) * 1000
+        sql = _sql_alone(queries[label], repeat=max(5, requests // 4)) * 1000
+        in_proc = median(in_process[label]) * 1000
+        measured.append((label, p50, p95, sql, p50 - sql, len(queries[label]), in_proc))
     # "beyond lightest": the page's Python time less the lightest page's, i.e. what its own
     # work costs; it moves less than "Python ms" with the machine's speed.
     floor = next(python for label, _, _, _, python, _, _ in measured if label == LIGHTEST)
