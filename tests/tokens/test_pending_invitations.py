@@ -179,3 +179,14 @@ def test_another_enterprises_invitations_are_not_listed(org_admin_client, other_
     _pending(other_enterprise, 3)
     body = org_admin_client.get("/org/users/").content.decode()
     assert _listed(body) == [] and "No pending invitations." in body
+
+
+def test_no_pending_invitations_reads_no_page(org_admin_client, other_enterprise):
+    """The count answers an empty list: no page queryset is built, even for a hostile
+    page number (the ORM compiles an empty slice before it knows it is empty)."""
+    _pending(other_enterprise, 3)
+    for page in (None, "2", "abc"):
+        response = org_admin_client.get("/org/users/", {"invitations": page} if page else {})
+        invitations = response.context["invitations"]
+        assert invitations.object_list == [] and invitations.paginator.count == 0
+        assert invitations.number == 1 and "No pending invitations." in response.content.decode()
