@@ -13,6 +13,8 @@ missing). Prints one table per section:
             p50/p95/p99/max from the scheduled send time, and where one request's time goes
   partitions – the usage ledger partitioned by month vs. a plain copy of it (~2.4M events
             each, same run): ingest events/s (pgbench, BATCH_SQL) and ledger reads, ratios
+  floor   – in process: a console page's Python time layer by layer (middleware, sign-in,
+            layout, the page), with function calls a request (steady across machine speeds)
   chaos   – not a benchmark: ingest and allocation saves while app connections are killed;
             checks nothing acknowledged was lost or doubled (bench/chaos.py). Run it alone.
 """
@@ -86,6 +88,10 @@ def main() -> int:
         pages.run_pages(requests=args.requests, app_dir=args.app_dir, port=args.port)
     if "exports" in args.sections:
         pages.run_exports(app_dir=args.app_dir, port=args.port)
+    if "floor" in args.sections:
+        from bench.floor import run_floor
+
+        run_floor(requests=args.requests)
     if "partitions" in args.sections:
         from bench.partitions import run_partitions
 
