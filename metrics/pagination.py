@@ -57,7 +57,7 @@ class NearEndPaginator(Paginator):
     def count(self) -> int:
         if self.count_rows is not None:
             return self.count_rows.count()
-        return Paginator.count.func(self)  # type: ignore[attr-defined]
+        return super().count
 
     def page(self, number: Any) -> Page:
         rows: Any = self.object_list

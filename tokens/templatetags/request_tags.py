@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.db import connections, router
 
 from accounts.models import User
 from tokens.forms import UsageRequestForm
 from tokens.models import UsageRequest
+from tokens.queries import open_request_count as count_open_requests
 
 register = template.Library()
 
@@ -28,19 +28,9 @@ def open_request_count(context: template.Context) -> int:
         return 0
     cached = getattr(request, "_open_request_count", None)
     if cached is None:
-        # On every admin page: the statement written out (the partial index on open requests
-        # serves it) rather than built by the ORM, which took twice the query's own time.
-        with connections[router.db_for_read(UsageRequest)].cursor() as cursor:
-            cursor.execute(_OPEN_COUNT_SQL, [enterprise.pk, UsageRequest.Status.OPEN])
-            (cached,) = cursor.fetchone()
+        cached = count_open_requests(enterprise)
         request._open_request_count = cached  # type: ignore[union-attr]
     return cached
-
-
-_OPEN_COUNT_SQL = (
-    f"SELECT count(*) FROM {UsageRequest._meta.db_table}"  # noqa: S608 (our table's name)
-    " WHERE enterprise_id = %s AND status = %s"
-)
 
 
 @register.simple_tag
